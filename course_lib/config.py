@@ -1,0 +1,102 @@
+"""Run settings: which profile (how big a run), which device, and one call that seeds everything.
+
+The profile comes from the environment variable `COURSE_PROFILE`:
+
+- `smoke`: every cell runs in seconds with tiny numbers (what CI runs);
+- `cpu`:   recognizable results on a laptop CPU in a few minutes;
+- `gpu`:   the full lesson (Colab with a GPU).
+
+With no `COURSE_PROFILE`, it is `gpu` when CUDA is there and `cpu` otherwise.
+
+    >>> from course_lib.config import lesson_settings
+    >>> s = lesson_settings("autoencoders", profile="smoke")
+    >>> s.epochs, s.batch_size
+    (10, 64)
+"""
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class LessonSettings:
+    """How much data and training one lesson gets in one profile."""
+
+    n_train: int  # training images (capped by what the data source holds)
+    n_test: int  # held-out images
+    epochs: int
+    batch_size: int
+
+
+# One row per lesson, one column per profile. Lessons look their numbers up here, never hard-code them.
+_SETTINGS = {
+    "autoencoders": {
+        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=10, batch_size=64),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=20, batch_size=64),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128),
+    },
+}
+LESSONS = tuple(_SETTINGS)
+
+
+def profile_name() -> str:
+    """The active profile: `COURSE_PROFILE` if set, else `gpu` with CUDA and `cpu` without."""
+    name = os.environ.get("COURSE_PROFILE", "").strip().lower()
+    if not name:
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if name not in PROFILES:
+        raise ValueError(
+            f"COURSE_PROFILE={name!r} is not a profile. Use one of {', '.join(PROFILES)}, "
+            f"e.g. `export COURSE_PROFILE=cpu` (or unset it to choose automatically)."
+        )
+    return name
+
+
+def lesson_settings(lesson: str, profile: str | None = None) -> LessonSettings:
+    """Dataset size, epochs and batch size for `lesson` in `profile` (default: the active profile)."""
+    if lesson not in _SETTINGS:
+        raise ValueError(f"Unknown lesson {lesson!r}. Known lessons: {', '.join(LESSONS)}.")
+    profile = profile or profile_name()
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}. Use one of {', '.join(PROFILES)}.")
+    return _SETTINGS[lesson][profile]
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """The best device here: CUDA, then Apple's MPS, then the CPU. `prefer` (or `COURSE_DEVICE`) overrides.
+
+    >>> pick_device("cpu")
+    device(type='cpu')
+    """
+    prefer = prefer or os.environ.get("COURSE_DEVICE")
+    if prefer:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("You asked for CUDA but this machine has no usable GPU. Use device 'cpu'.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError("You asked for MPS but it is not available here. Use device 'cpu'.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and GPU) so a run can be repeated; returns a seeded torch.Generator.
+
+    >>> _ = seed_everything(0); a = torch.rand(2)
+    >>> _ = seed_everything(0); torch.equal(a, torch.rand(2))
+    True
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,161 @@
+"""Image data for the lessons: MNIST and Fashion-MNIST, offline first.
+
+Every dataset comes back as a `TensorDataset(images, labels)` held in memory:
+
+- `images`: float32, shape `(N, 1, 28, 28)`, values in **[0, 1]** (0 = black background, 1 = white ink);
+- `labels`: int64, shape `(N,)`, the class 0-9.
+
+Where the images come from (`source`):
+
+- `"bundled"`: 5,000 real MNIST digits that ship inside this package (4,000 train / 1,000 test, 400 / 100 per
+  class; see `assets/mnist_subset/PROVENANCE.md`). Works with no internet. Only for `"mnist"`.
+- `"download"`: the full dataset through `torchvision.datasets`, downloaded once into the cache directory
+  (`COURSE_DATA_DIR`, default `~/.cache/course_lib/data`).
+- `"auto"` (default): the full dataset if it is cached or can be downloaded, else the bundled digits with a one-line
+  notice. Under the `smoke` profile, or with `COURSE_OFFLINE=1`, it never touches the network.
+
+    >>> train = load_dataset("mnist", split="train", n=100, source="bundled")
+    >>> x, y = train.tensors
+    >>> x.shape, x.dtype, float(x.min()) >= 0.0, float(x.max()) <= 1.0
+    (torch.Size([100, 1, 28, 28]), torch.float32, True, True)
+"""
+
+import os
+import socket
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision import datasets
+
+from .config import profile_name
+
+DATASETS = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}
+SOURCES = ("auto", "bundled", "download")
+SPLITS = ("train", "test")
+BUNDLED_ROOT = Path(__file__).parent / "assets" / "mnist_subset"
+FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
+DOWNLOAD_TIMEOUT_S = 10  # an unreachable mirror should fail in seconds, not hang a lesson
+_download_failed = False  # after one failed download, "auto" goes straight to the bundled digits
+
+
+def cache_dir() -> Path:
+    """Where downloaded datasets live: `COURSE_DATA_DIR`, or `~/.cache/course_lib/data`. Created if missing."""
+    path = Path(os.environ.get("COURSE_DATA_DIR") or Path.home() / ".cache" / "course_lib" / "data").expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RuntimeError(
+            f"The data cache directory {path} does not exist and cannot be created ({err.strerror}). "
+            f"Point COURSE_DATA_DIR at a folder you can write to, e.g. `export COURSE_DATA_DIR=$HOME/course_data`, "
+            f"or use the bundled digits with load_dataset('mnist', source='bundled')."
+        ) from None
+    return path
+
+
+def load_dataset(name: str = "mnist", split: str = "train", n: int | None = None, source: str = "auto") -> TensorDataset:
+    """Load `split` ("train" or "test") of dataset `name` as a TensorDataset(images in [0, 1], labels).
+
+    `n` keeps a fixed random subset of that many images (the same subset every time), or all when None.
+
+    >>> len(load_dataset("mnist", "test", source="bundled"))
+    1000
+    """
+    name = name.strip().lower().replace("-", "_")
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}.")
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}. Use 'train' or 'test'.")
+    if source not in SOURCES:
+        raise ValueError(f"Unknown source {source!r}. Use one of {', '.join(SOURCES)}.")
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"n must be a positive whole number of images (or None for all), not {n!r}.")
+
+    if source == "bundled":
+        raw = _bundled(name, split)
+    elif source == "download":
+        raw = _download(name, split)
+    else:
+        raw = _auto(name, split)
+    images = raw.data.unsqueeze(1).float() / 255.0  # (N, 28, 28) uint8 -> (N, 1, 28, 28) in [0, 1]
+    labels = raw.targets.long()
+    if n is not None and n < len(labels):
+        keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:n]
+        images, labels = images[keep], labels[keep]
+    return TensorDataset(images, labels)
+
+
+def make_loader(dataset: TensorDataset, batch_size: int, shuffle: bool = True, seed: int = 0) -> DataLoader:
+    """A DataLoader whose shuffling is seeded, so a training run can be repeated exactly.
+
+    >>> loader = make_loader(load_dataset("mnist", n=64, source="bundled"), batch_size=32)
+    >>> [x.shape[0] for x, y in loader]
+    [32, 32]
+    """
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
+
+
+def _bundled(name: str, split: str) -> datasets.MNIST:
+    if name != "mnist":
+        raise ValueError(
+            f"Only MNIST digits are bundled; {name!r} needs one download. Connect to the internet once and use "
+            f"source='download' (it is cached in {cache_dir()}), or use load_dataset('mnist')."
+        )
+    return datasets.MNIST(root=BUNDLED_ROOT, train=split == "train", download=False)
+
+
+def _download(name: str, split: str) -> datasets.VisionDataset:
+    root = cache_dir()
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return DATASETS[name](root=root, train=split == "train", download=True)
+    except Exception as err:  # torchvision raises RuntimeError, URLError or socket errors depending on what failed
+        raise RuntimeError(
+            f"Could not download {name} into {root} ({type(err).__name__}: {err}). Check the internet connection, "
+            f"or use the bundled digits: load_dataset('mnist', source='bundled')."
+        ) from None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+
+
+def _auto(name: str, split: str) -> datasets.VisionDataset:
+    global _download_failed
+    offline = _download_failed or profile_name() == "smoke" or os.environ.get("COURSE_OFFLINE", "") not in ("", "0")
+    if offline and name == "mnist":
+        return _bundled(name, split)
+    try:
+        cached = DATASETS[name](root=cache_dir(), train=split == "train", download=False)
+        return cached
+    except RuntimeError:
+        pass  # not cached yet
+    if offline:
+        return _bundled(name, split)  # explains that only MNIST is bundled
+    try:
+        return _download(name, split)
+    except RuntimeError:
+        if name != "mnist":
+            raise
+        _download_failed = True
+        print("Could not download MNIST (offline?); using the 5,000 bundled MNIST digits instead.")
+        return _bundled(name, split)
+
+
+def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
+    """Raise a clear error unless `x` is a batch of digit images shaped (B, 1, 28, 28); return it unchanged.
+
+    >>> check_images(torch.zeros(28, 28))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected images shaped (B, 1, 28, 28), got (28, 28). For one image use x.view(1, 1, 28, 28); for a batch of flat vectors use x.view(-1, 1, 28, 28).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"Expected {what} as a torch.Tensor, got {type(x).__name__}. Convert with torch.as_tensor(x).")
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise ValueError(
+            f"Expected {what} shaped (B, 1, 28, 28), got {tuple(x.shape)}. For one image use x.view(1, 1, 28, 28); "
+            f"for a batch of flat vectors use x.view(-1, 1, 28, 28)."
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"Expected float {what} in [0, 1], got dtype {x.dtype}. Use x.float() / 255 for 0-255 pixels.")
+    return x

@@ -1,0 +1,116 @@
+"""A live training figure: loss curves and (optionally) a grid of the model's current images, redrawn in place.
+
+It is a training callback: `fit(..., callbacks=[LivePlot(images=...)])`. It updates a single output (no growing
+stack of figures), redraws at most once every `every_s` seconds, always draws the final state when training ends,
+and costs nothing while training when there is no browser to draw for (CI, a plain Python script,
+`MPLBACKEND=Agg`, or `COURSE_HEADLESS=1`).
+
+    >>> live = LivePlot(keys=["loss"])
+    >>> live.headless  # doctest runs outside Jupyter
+    True
+"""
+
+import io
+import os
+import sys
+import time
+from typing import Callable
+
+import torch
+from matplotlib.figure import Figure
+
+from .plotting import image_grid
+from .training import Callback, History, TrainState
+
+
+def is_headless() -> bool:
+    """True when nobody is watching: no Jupyter kernel, `MPLBACKEND=Agg` (as CI sets), or `COURSE_HEADLESS=1`."""
+    if os.environ.get("COURSE_HEADLESS", "") not in ("", "0"):
+        return True
+    if os.environ.get("MPLBACKEND", "").lower() == "agg":
+        return True
+    return "ipykernel" not in sys.modules
+
+
+def _smooth(values: list[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average, so a noisy per-step loss shows its trend."""
+    out, avg = [], None
+    for v in values:
+        avg = v if avg is None else weight * avg + (1 - weight) * v
+        out.append(avg)
+    return out
+
+
+class LivePlot(Callback):
+    """Loss curves for `keys` (default: every logged quantity) and, if `images` is given, the grid it returns.
+
+    `images(model)` must return a (B, 1, 28, 28) batch in [0, 1], e.g. `lambda m: m(fixed_test_batch)`.
+    """
+
+    def __init__(
+        self,
+        keys: list[str] | None = None,
+        images: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+        every_s: float = 1.0,
+        logy: bool = False,
+        title: str = "training",
+        nrow: int = 8,
+    ):
+        self.keys, self.images, self.every_s, self.logy = keys, images, every_s, logy
+        self.title, self.nrow = title, nrow
+        self.headless = is_headless()
+        self.frames = 0  # how many times it actually drew (visible in tests)
+        self._handle, self._last = None, 0.0
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.headless:
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self.draw(state.history, state.model)
+            self._last = now
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.draw(state.history, state.model)  # the final frame, always
+
+    def draw(self, history: History, model: torch.nn.Module | None = None) -> bytes:
+        """Render the figure for `history` (and `model`'s images) and show it in place; returns the PNG bytes."""
+        png = self.render(history, model)
+        self.frames += 1
+        if "ipykernel" in sys.modules:
+            from IPython.display import Image, display
+
+            if self._handle is None:
+                self._handle = display(Image(png), display_id=True)
+            else:
+                self._handle.update(Image(png))
+        return png
+
+    def render(self, history: History, model: torch.nn.Module | None = None) -> bytes:
+        keys = self.keys or list(history.steps)
+        with_images = self.images is not None and model is not None
+        fig = Figure(figsize=(11 if with_images else 6.5, 3.6), dpi=90)
+        ax = fig.add_subplot(1, 2 if with_images else 1, 1)
+        for key in keys:
+            values = history.steps.get(key, [])
+            if values:
+                line, = ax.plot(values, alpha=0.25, linewidth=1)
+                ax.plot(_smooth(values), color=line.get_color(), linewidth=2, label=f"{key}: {values[-1]:.4g}")
+        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title(f"{self.title} (epoch {history.epoch})")
+        if self.logy:
+            ax.set_yscale("log")
+        if any(history.steps.get(k) for k in keys):
+            ax.legend(loc="upper right")
+        if with_images:
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                batch = self.images(model)
+            model.train(was_training)
+            img_ax = fig.add_subplot(1, 2, 2)
+            img_ax.imshow(image_grid(batch, self.nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            img_ax.set_axis_off(), img_ax.set_title("current model")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()

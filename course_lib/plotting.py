@@ -1,0 +1,81 @@
+"""Figures the lessons reuse: image grids, 2-D latent maps, and images as PNG bytes for widgets.
+
+    >>> grid = image_grid(torch.rand(16, 1, 28, 28), nrow=8)
+    >>> grid.shape  # (H, W), values in [0, 1]
+    (58, 233)
+"""
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 1) -> np.ndarray:
+    """Tile a batch of (B, 1, H, W) images in [0, 1] into one grey (H', W') array, `nrow` images per row."""
+    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=0.5)
+    return grid[0].numpy()
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, scale: float = 0.6):
+    """Show a batch of images as one grid; returns the matplotlib Axes."""
+    grid = image_grid(images, nrow)
+    if ax is None:
+        rows, cols = grid.shape
+        _, ax = plt.subplots(figsize=(max(2.0, cols / 29 * scale), max(1.5, rows / 29 * scale)))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def show_rows(rows: dict[str, torch.Tensor], scale: float = 0.6):
+    """One grid per named row, stacked (e.g. {"input": x, "noisy": x_tilde, "output": x_hat}); returns the Figure."""
+    n = max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * scale + 1.5, len(rows) * scale * 1.25), squeeze=False)
+    for ax, (name, images) in zip(axes[:, 0], rows.items()):
+        ax.imshow(image_grid(images, nrow=n), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def latent_scatter(z: torch.Tensor, labels: torch.Tensor | None = None, ax=None, title: str | None = None):
+    """Scatter 2-D codes `z` (N, 2), coloured by digit label with a legend; returns the Axes."""
+    z = torch.as_tensor(z).detach().cpu()
+    if z.dim() != 2 or z.shape[1] != 2:
+        raise ValueError(f"latent_scatter draws 2-D codes shaped (N, 2), got {tuple(z.shape)}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5))
+    if labels is None:
+        ax.scatter(z[:, 0], z[:, 1], s=4, alpha=0.6)
+    else:
+        labels = torch.as_tensor(labels).cpu()
+        cmap = plt.get_cmap("tab10")
+        for digit in labels.unique().tolist():
+            pts = z[labels == digit]
+            ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6, color=cmap(digit % 10), label=str(digit))
+        ax.legend(markerscale=4, fontsize=8, title="label", loc="best", framealpha=0.7)
+    ax.set_xlabel("$z_1$"), ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def to_png(image: torch.Tensor, scale: int = 8) -> bytes:
+    """One image (1, H, W) or (H, W) in [0, 1] as PNG bytes, enlarged `scale` times with crisp pixels."""
+    array = (image.detach().float().cpu().clamp(0, 1).squeeze().numpy() * 255).round().astype(np.uint8)
+    if array.ndim != 2:
+        raise ValueError(f"to_png takes one grey image, got shape {tuple(image.shape)}.")
+    pil = Image.fromarray(array)  # uint8 (H, W) -> grey "L" image
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,165 @@
+"""One training loop for every model in the course, extended by callbacks.
+
+A model plugs in through a *step function* `step(model, batch) -> loss` (a scalar tensor, or a dict of named
+scalar tensors whose `"loss"` entry is minimized; the other entries are only logged). `fit` does the rest:
+moves batches to the device, zero_grad / backward / optimizer step, records the history, shows progress with
+tqdm, calls the callbacks (e.g. a live plot), saves a checkpoint each epoch if asked, and stops cleanly on an
+interrupt (Ctrl-C or Jupyter's stop button) or a NaN loss, keeping the model and its history.
+
+A step that updates its model itself (a GAN alternates two optimizers) is given `optimizer=None` and returns
+plain numbers; `fit` then only drives and records.
+
+    >>> model = torch.nn.Linear(1, 1)
+    >>> batches = [(torch.randn(16, 1),) for _ in range(4)]
+    >>> step = lambda m, batch: (m(batch[0]) - 3 * batch[0]).pow(2).mean()
+    >>> history = fit(model, batches, step, torch.optim.SGD(model.parameters(), lr=0.1), epochs=3, progress=False)
+    >>> history.epoch, len(history.steps["loss"])
+    (3, 12)
+"""
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass
+class History:
+    """What happened during training: per-step and per-epoch means of every logged quantity."""
+
+    steps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    epochs: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    epoch: int = 0  # epochs completed
+    seconds: float = 0.0  # time spent training
+    stopped: str | None = None  # None, "interrupted" or "nan"
+
+    def state_dict(self) -> dict:
+        return {"steps": dict(self.steps), "epochs": dict(self.epochs), "epoch": self.epoch, "seconds": self.seconds}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "History":
+        history = cls(epoch=state["epoch"], seconds=state["seconds"])
+        history.steps.update(state["steps"])
+        history.epochs.update(state["epochs"])
+        return history
+
+
+class Callback:
+    """Override what you need. `state` has: model, history, epoch, step (global), logs (this step's numbers)."""
+
+    def on_step_end(self, state: "TrainState") -> None: ...
+
+    def on_epoch_end(self, state: "TrainState") -> None: ...
+
+    def on_train_end(self, state: "TrainState") -> None: ...
+
+
+@dataclass
+class TrainState:
+    model: torch.nn.Module
+    history: History
+    epoch: int = 0
+    step: int = 0
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+def to_device(batch, device: torch.device):
+    """Move a batch (a tensor, or a tuple/list of tensors) to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    return type(batch)(to_device(b, device) for b in batch)
+
+
+def fit(
+    model: torch.nn.Module,
+    loader: Iterable,
+    step: Callable,
+    optimizer: torch.optim.Optimizer | None,
+    epochs: int,
+    *,
+    device: torch.device | str | None = None,
+    callbacks: Iterable[Callback] = (),
+    history: History | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> History:
+    """Train `model` over `loader` until it has done `epochs` epochs in all, and return the History.
+
+    Pass the `history` of an earlier (e.g. interrupted) call to continue it up to `epochs`. With
+    `checkpoint="run.pt"`, the model, optimizer and history are saved after every epoch, and a later
+    `fit(..., checkpoint="run.pt")` resumes from the last saved epoch.
+    """
+    device = torch.device(device) if device else next(model.parameters()).device
+    model.to(device)
+    history = history or History()
+    if checkpoint and Path(checkpoint).exists():
+        from .checkpoints import load_training_state
+
+        history = load_training_state(checkpoint, model, optimizer)
+        print(f"Resuming from {checkpoint} after epoch {history.epoch}.")
+    callbacks = list(callbacks)
+    state = TrainState(model, history, epoch=history.epoch, step=len(next(iter(history.steps.values()), [])))
+    start, first_epoch = time.perf_counter(), history.epoch
+    try:
+        for epoch in range(first_epoch, epochs):
+            state.epoch = epoch
+            model.train()
+            sums, count = defaultdict(float), 0
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
+            for batch in bar:
+                logs = _run_step(model, to_device(batch, device), step, optimizer)
+                if not all(math.isfinite(v) for v in logs.values()):
+                    history.stopped = "nan"
+                    print(
+                        f"Training stopped at epoch {epoch + 1}: the loss became {logs}. The model diverged; "
+                        f"lower the learning rate or check the data range, then train again."
+                    )
+                    return history
+                for name, value in logs.items():
+                    history.steps[name].append(value)
+                    sums[name] += value
+                count += 1
+                state.step, state.logs = state.step + 1, logs
+                bar.set_postfix(loss=f"{logs['loss']:.4g}")
+                for cb in callbacks:
+                    cb.on_step_end(state)
+            for name, total in sums.items():
+                history.epochs[name].append(total / max(count, 1))
+            history.epoch = epoch + 1
+            if checkpoint:
+                from .checkpoints import save_training_state
+
+                save_training_state(checkpoint, model, optimizer, history)
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+    except KeyboardInterrupt:
+        history.stopped = "interrupted"
+        print(
+            f"Training interrupted during epoch {state.epoch + 1}. The model and its history are kept; "
+            f"call fit again with history=history to continue."
+        )
+    finally:
+        history.seconds += time.perf_counter() - start
+        model.eval()
+        for cb in callbacks:
+            cb.on_train_end(state)
+    return history
+
+
+def _run_step(model, batch, step, optimizer) -> dict[str, float]:
+    if optimizer is None:  # the step updates the model itself (e.g. a GAN's alternating updates)
+        out = step(model, batch)
+        return {k: float(v) for k, v in (out.items() if isinstance(out, dict) else {"loss": out}.items())}
+    out = step(model, batch)
+    losses = out if isinstance(out, dict) else {"loss": out}
+    if "loss" not in losses:
+        raise KeyError("A step function that returns a dict must include the total under 'loss'.")
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    optimizer.step()
+    return {k: float(v.detach()) for k, v in losses.items()}

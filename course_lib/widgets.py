@@ -1,0 +1,96 @@
+"""Interactive widgets (core ipywidgets only, APIs common to versions 7 and 8, so they work on Colab too).
+
+The latent explorer: one slider per latent dimension of any decoder; moving a slider decodes the code at once and
+shows the image, sent to the browser as PNG bytes in an `ipywidgets.Image`.
+
+    >>> from course_lib.autoencoders import MLPAutoencoder
+    >>> explorer = LatentExplorer(MLPAutoencoder(latent_dim=2).decode, latent_dim=2)
+    >>> before = explorer.image.value
+    >>> explorer.sliders[0].value = 2.0
+    >>> explorer.image.value != before
+    True
+"""
+
+from typing import Callable
+
+import ipywidgets as widgets
+import torch
+
+from .plotting import to_png
+
+
+class LatentExplorer:
+    """Sliders for the code z of `decode(z: (1, latent_dim)) -> (1, 1, 28, 28)`, and the decoded image.
+
+    `set_latent(z)` moves every slider at once (e.g. to the code of a test image). Show it by leaving the object
+    last in a cell, or with `display(explorer.widget)`.
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[torch.Tensor], torch.Tensor],
+        latent_dim: int,
+        value_range: tuple[float, float] = (-3.0, 3.0),
+        start: torch.Tensor | None = None,
+        scale: int = 8,
+    ):
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
+        low, high = value_range
+        self.decode, self.latent_dim, self.scale = decode, latent_dim, scale
+        self.sliders = [
+            widgets.FloatSlider(
+                value=0.0, min=low, max=high, step=(high - low) / 200, description=f"z{i + 1}",
+                continuous_update=True, readout_format=".2f", layout=widgets.Layout(width="320px"),
+            )
+            for i in range(latent_dim)
+        ]
+        self.image = widgets.Image(format="png", width=28 * scale, height=28 * scale)
+        self.reset = widgets.Button(description="all to 0")
+        self.reset.on_click(lambda _: self.set_latent(torch.zeros(latent_dim)))
+        self._updating = False
+        for slider in self.sliders:
+            slider.observe(self._on_change, names="value")
+        controls = widgets.VBox(self.sliders + [self.reset])
+        self.widget = widgets.HBox([controls, self.image])
+        if start is not None:
+            self.set_latent(start)
+        else:
+            self._redraw()
+
+    @property
+    def z(self) -> torch.Tensor:
+        """The code the sliders show now, shaped (1, latent_dim)."""
+        return torch.tensor([[s.value for s in self.sliders]], dtype=torch.float32)
+
+    def set_latent(self, z: torch.Tensor) -> None:
+        """Move all sliders to code `z` (shape (latent_dim,) or (1, latent_dim)) and redraw once."""
+        z = torch.as_tensor(z, dtype=torch.float32).detach().cpu().flatten()
+        if z.numel() != self.latent_dim:
+            raise ValueError(f"This explorer has {self.latent_dim} latent dimensions; got a code with {z.numel()} values.")
+        self._updating = True  # one redraw for the whole move, not one per slider
+        try:
+            for slider, value in zip(self.sliders, z.tolist()):
+                slider.value = min(max(value, slider.min), slider.max)  # codes outside the range sit at its edge
+        finally:
+            self._updating = False
+        self._redraw()
+
+    def _on_change(self, change) -> None:
+        if not self._updating:
+            self._redraw()
+
+    @torch.no_grad()
+    def _redraw(self) -> None:
+        z = self.z
+        try:
+            device = next(self.decode.__self__.parameters()).device  # a bound method of a model
+            z = z.to(device)
+        except (AttributeError, StopIteration):
+            pass
+        self.image.value = to_png(self.decode(z)[0], self.scale)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
