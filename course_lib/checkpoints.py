@@ -38,8 +38,9 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     return model
 
 
-def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, history: History) -> None:
-    """Everything needed to resume training: weights, optimizer state, history, and torch's random state."""
+def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, history: History, loader=None) -> None:
+    """Everything needed to resume training: weights, optimizer state, history, and the random state (torch's, and
+    the shuffling generator of `loader` if it has one), so a resumed run repeats an uninterrupted one."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     state = {
         "model": model.state_dict(),
@@ -47,13 +48,15 @@ def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, his
         "history": history.state_dict(),
         "rng": torch.get_rng_state(),
     }
+    if getattr(loader, "generator", None) is not None:
+        state["loader_rng"] = loader.generator.get_state()
     tmp = Path(str(path) + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # an interrupt while saving never leaves a half-written checkpoint behind
 
 
-def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None) -> History:
-    """Restore what `save_training_state` wrote into `model` (and `optimizer`); returns the History."""
+def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None, loader=None) -> History:
+    """Restore what `save_training_state` wrote into `model` (and `optimizer`, `loader`); returns the History."""
     try:
         state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
     except Exception as err:  # pickle.UnpicklingError for code inside the file, RuntimeError for a damaged zip
@@ -66,6 +69,8 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None
     if optimizer is not None and state["optimizer"]:
         optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"])
+    if "loader_rng" in state and getattr(loader, "generator", None) is not None:
+        loader.generator.set_state(state["loader_rng"])
     return History.from_state_dict(state["history"])
 
 

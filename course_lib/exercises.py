@@ -2,7 +2,7 @@
 `solution(name)` prints a reference answer for when you are stuck.
 
     >>> check("ae_params", 784 * 512 + 512 + 512 * 256 + 256 + 256 * 2 + 2)
-    Correct! The encoder has 534,530 parameters; most of them sit in the first layer.
+    Correct! The encoder has 533,762 parameters; most of them sit in the first layer.
     True
 """
 
@@ -134,7 +134,7 @@ EXERCISES.update(
     ),
     ae_params=Exercise(
         "How many parameters (weights and biases) does the encoder Linear(784, 512), Linear(512, 256), Linear(256, 2) have?",
-        _grade_ae_params, "784 * 512 + 512  +  512 * 256 + 256  +  256 * 2 + 2  =  534530",
+        _grade_ae_params, "784 * 512 + 512  +  512 * 256 + 256  +  256 * 2 + 2  =  533762",
     ),
     linear_ae=Exercise(
         "An autoencoder with no nonlinearities and a k-dimensional code, trained with L_AE, reaches a reconstruction "

@@ -60,7 +60,7 @@ class LivePlot(Callback):
         self.title, self.nrow = title, nrow
         self.headless = is_headless()
         self.frames = 0  # how many times it actually drew (visible in tests)
-        self._handle, self._last = None, 0.0
+        self._handle, self._last = None, float("-inf")  # the first step always draws, however young the clock
 
     def on_step_end(self, state: TrainState) -> None:
         if self.headless:

@@ -2,7 +2,7 @@
 
     >>> grid = image_grid(torch.rand(16, 1, 28, 28), nrow=8)
     >>> grid.shape  # (H, W), values in [0, 1]
-    (58, 233)
+    (59, 233)
 """
 
 import io

@@ -91,16 +91,18 @@ def fit(
     """Train `model` over `loader` until it has done `epochs` epochs in all, and return the History.
 
     Pass the `history` of an earlier (e.g. interrupted) call to continue it up to `epochs`. With
-    `checkpoint="run.pt"`, the model, optimizer and history are saved after every epoch, and a later
-    `fit(..., checkpoint="run.pt")` resumes from the last saved epoch.
+    `checkpoint="run.pt"`, the model, optimizer, history and random state (torch's and the loader's shuffling)
+    are saved after every epoch, and a later `fit(..., checkpoint="run.pt")` resumes from the last saved epoch and
+    ends where an uninterrupted run would have.
     """
     device = torch.device(device) if device else next(model.parameters()).device
     model.to(device)
     history = history or History()
+    history.stopped = None  # continuing an interrupted run: it is no longer stopped
     if checkpoint and Path(checkpoint).exists():
         from .checkpoints import load_training_state
 
-        history = load_training_state(checkpoint, model, optimizer)
+        history = load_training_state(checkpoint, model, optimizer, loader)
         print(f"Resuming from {checkpoint} after epoch {history.epoch}.")
     callbacks = list(callbacks)
     state = TrainState(model, history, epoch=history.epoch, step=len(next(iter(history.steps.values()), [])))
@@ -134,7 +136,7 @@ def fit(
             if checkpoint:
                 from .checkpoints import save_training_state
 
-                save_training_state(checkpoint, model, optimizer, history)
+                save_training_state(checkpoint, model, optimizer, history, loader)
             for cb in callbacks:
                 cb.on_epoch_end(state)
     except KeyboardInterrupt:
@@ -160,6 +162,7 @@ def _run_step(model, batch, step, optimizer) -> dict[str, float]:
     if "loss" not in losses:
         raise KeyError("A step function that returns a dict must include the total under 'loss'.")
     optimizer.zero_grad(set_to_none=True)
-    losses["loss"].backward()
-    optimizer.step()
+    if torch.isfinite(losses["loss"]):  # a NaN loss would turn every weight into NaN; fit stops before that
+        losses["loss"].backward()
+        optimizer.step()
     return {k: float(v.detach()) for k, v in losses.items()}

@@ -164,18 +164,22 @@ show_images(decoded_grid, nrow=n, ax=ax2, title="decoded grid (the + points)")
 plt.show()
 
 # %% [markdown]
-# How much of the plane is gap? Cut the same box into $15 \times 15$ cells and count the cells that hold no code of
-# any of the training digits. A random code drawn from the box lands in one of those empty cells that often.
+# How much of the plane is gap? Cut the same box into $15 \times 15$ cells and count the training codes in each.
+# If the codes filled the box evenly, every cell would hold about the same number. They do not: half of all codes
+# crowd into a few cells, and many cells hold almost none. A code picked at random in the box often lands in such a
+# gap.
 
 # %%
 x_train, y_train = train.tensors
 with torch.no_grad():
     z_train = ae2.encode(x_train.to(device)).cpu()
 edges = [torch.linspace(float(lo[0]), float(hi[0]), n + 1), torch.linspace(float(lo[1]), float(hi[1]), n + 1)]
-counts = torch.histogramdd(z_train, bins=edges).hist  # (n, n) codes per cell
-empty = (counts == 0).float().mean().item()
-print(f"{empty:.0%} of the {n * n} cells hold none of the {len(z_train)} training codes")
-assert empty > 0.1, "the codes should leave a sizeable part of the plane empty"
+counts = torch.histogramdd(z_train, bins=edges).hist.flatten()  # training codes per cell
+crowded = (counts.sort(descending=True).values.cumsum(0) < counts.sum() / 2).float().mean().item()
+sparse = (counts < counts.mean() / 4).float().mean().item()
+print(f"half of the codes sit in {crowded:.0%} of the cells; {sparse:.0%} of the cells hold less than a quarter "
+      f"of their even share")
+assert crowded < 0.25 and sparse > 0.25, "the codes should crowd together and leave gaps"
 
 # %% [markdown]
 # So a plain autoencoder is a good *compressor* but a poor *generator*: a random code is likely to fall in a gap.

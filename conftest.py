@@ -1,0 +1,8 @@
+"""Settings for every test run, the notebooks' included: nbval starts each notebook's kernel from this process, so
+the kernel inherits these variables. Tests use the tiny `smoke` profile, never the network, and draw no live plots."""
+
+import os
+
+os.environ["COURSE_PROFILE"] = "smoke"
+os.environ["COURSE_OFFLINE"] = "1"
+os.environ["COURSE_HEADLESS"] = "1"

@@ -1,0 +1,67 @@
+"""Profiles, lesson settings, seeding and device choice."""
+
+import random
+from dataclasses import astuple
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib.config import LESSONS, PROFILES, lesson_settings, pick_device, profile_name, seed_everything
+
+
+@pytest.mark.parametrize("value, expected", [("smoke", "smoke"), ("CPU", "cpu"), (" Gpu ", "gpu")])
+def test_profile_comes_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("COURSE_PROFILE", value)
+    assert profile_name() == expected
+
+
+def test_no_profile_means_gpu_with_cuda_else_cpu(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    assert profile_name() == ("gpu" if torch.cuda.is_available() else "cpu")
+
+
+def test_invalid_profile_lists_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "fast")
+    with pytest.raises(ValueError) as err:
+        profile_name()
+    for name in ("smoke", "cpu", "gpu"):
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_every_lesson_has_every_profile_and_smoke_is_smallest(lesson):
+    settings = {p: lesson_settings(lesson, profile=p) for p in PROFILES}
+    smoke = settings["smoke"]
+    for profile in ("cpu", "gpu"):
+        assert all(s <= o for s, o in zip(astuple(smoke), astuple(settings[profile])))
+        assert smoke.n_train * smoke.epochs < settings[profile].n_train * settings[profile].epochs
+
+
+def test_unknown_lesson_or_profile_is_refused():
+    with pytest.raises(ValueError, match="Unknown lesson"):
+        lesson_settings("no_such_lesson", profile="cpu")
+    with pytest.raises(ValueError, match="Unknown profile"):
+        lesson_settings(LESSONS[0], profile="tpu")
+
+
+def test_seed_everything_repeats_every_random_source():
+    def draws():
+        gen = seed_everything(123)
+        return torch.rand(3), torch.rand(3, generator=gen), np.random.rand(3), random.random()
+
+    first, second = draws(), draws()
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert np.array_equal(first[2], second[2]) and first[3] == second[3]
+    seed_everything(124)
+    assert not torch.equal(first[0], torch.rand(3))  # another seed, other draws
+
+
+def test_pick_device_cpu():
+    assert pick_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_says_so():
+    with pytest.raises(RuntimeError, match="no usable GPU"):
+        pick_device("cuda")

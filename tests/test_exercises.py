@@ -1,0 +1,79 @@
+"""Self-checking exercises: reference answers pass, typical mistakes get their specific hint, nothing crashes."""
+
+import pytest
+import torch
+
+from course_lib import exercises
+from course_lib.exercises import EXERCISES, check, solution
+
+RIGHT_ANSWERS = {
+    "ae_loss": exercises.ae_loss_solution,
+    "mask_pixels": exercises.mask_pixels_solution,
+    "ae_params": 784 * 512 + 512 + 512 * 256 + 256 + 256 * 2 + 2,  # 533762
+    "linear_ae": "b",
+}
+
+
+def test_every_exercise_has_a_right_answer_here():
+    assert set(RIGHT_ANSWERS) == set(EXERCISES)
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_reference_answer_passes(name, capsys):
+    assert check(name, RIGHT_ANSWERS[name]) is True
+    assert capsys.readouterr().out.startswith("Correct!")
+
+
+def test_ae_params_answer_and_solution_are_the_encoders_parameter_count(capsys):
+    from course_lib.autoencoders import MLPAutoencoder
+
+    count = sum(p.numel() for p in MLPAutoencoder(latent_dim=2).encoder.parameters())
+    assert RIGHT_ANSWERS["ae_params"] == count
+    solution("ae_params")
+    assert str(count) in capsys.readouterr().out
+
+
+def mask_in_place(x, p):
+    x[torch.rand_like(x) < p] = 0
+    return x
+
+
+@pytest.mark.parametrize(
+    "name, answer, hint",
+    [
+        ("ae_loss", lambda x, x_hat: (x - x_hat).pow(2).mean(), "averaged over the pixels"),
+        ("ae_loss", lambda x, x_hat: (x - x_hat).pow(2).sum(), "summed over the images"),
+        ("ae_loss", lambda x, x_hat: (x - x_hat).abs().flatten(1).sum(1).mean(), "Square the difference"),
+        ("mask_pixels", mask_in_place, "changed its input"),
+        ("mask_pixels", lambda x, p: x * (torch.rand_like(x) >= 0.5), "about 30% of pixels"),
+        ("ae_params", 784 * 512 + 512 * 256 + 256 * 2, "bias"),
+        ("linear_ae", "a", "Eckart-Young"),
+    ],
+)
+def test_typical_mistakes_get_their_hint(name, answer, hint, capsys):
+    assert check(name, answer) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and hint in out
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_empty_answer(name, capsys):
+    assert check(name, None) is False
+    assert "empty" in capsys.readouterr().out
+
+
+def test_an_answer_that_raises_is_a_hint_not_a_crash(capsys):
+    assert check("ae_loss", lambda x, x_hat: 1 / 0) is False
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert check("ae_params", "many") is False
+
+
+def test_unknown_exercise_lists_the_real_ones():
+    with pytest.raises(KeyError, match="ae_loss"):
+        check("nope", 1)
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_solution_prints_an_answer(name, capsys):
+    solution(name)
+    assert len(capsys.readouterr().out.strip()) > 0
