@@ -20,7 +20,7 @@ def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 1) -> np.ndar
     return grid[0].numpy()
 
 
-def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, scale: float = 0.6):
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, scale: float = 0.8):
     """Show a batch of images as one grid; returns the matplotlib Axes."""
     grid = image_grid(images, nrow)
     if ax is None:
@@ -33,10 +33,11 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
     return ax
 
 
-def show_rows(rows: dict[str, torch.Tensor], scale: float = 0.6):
+def show_rows(rows: dict[str, torch.Tensor], scale: float = 0.75):
     """One grid per named row, stacked (e.g. {"input": x, "noisy": x_tilde, "output": x_hat}); returns the Figure."""
     n = max(len(r) for r in rows.values())
-    fig, axes = plt.subplots(len(rows), 1, figsize=(n * scale + 1.5, len(rows) * scale * 1.25), squeeze=False)
+    label_width = 0.11 * max(len(name) for name in rows) + 0.4  # inches for the row names on the left
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * scale + label_width, len(rows) * scale * 1.25), squeeze=False)
     for ax, (name, images) in zip(axes[:, 0], rows.items()):
         ax.imshow(image_grid(images, nrow=n), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([]), ax.set_yticks([])

@@ -11,6 +11,7 @@ shows the image, sent to the browser as PNG bytes in an `ipywidgets.Image`.
     True
 """
 
+import math
 from typing import Callable
 
 import ipywidgets as widgets
@@ -36,11 +37,16 @@ class LatentExplorer:
     ):
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
-        low, high = value_range
+        low, high = float(value_range[0]), float(value_range[1])
+        if not low < 0 < high:
+            raise ValueError(f"value_range must contain 0 (the centre of the latent space), got {value_range}.")
+        # a round step (0.01, 0.1, ...) and a range on its grid, so every slider can sit exactly at 0
+        step = 10 ** math.floor(math.log10((high - low) / 100))
+        low, high = round(math.floor(low / step) * step, 10), round(math.ceil(high / step) * step, 10)
         self.decode, self.latent_dim, self.scale = decode, latent_dim, scale
         self.sliders = [
             widgets.FloatSlider(
-                value=0.0, min=low, max=high, step=(high - low) / 200, description=f"z{i + 1}",
+                value=0.0, min=low, max=high, step=step, description=f"z{i + 1}",
                 continuous_update=True, readout_format=".2f", layout=widgets.Layout(width="320px"),
             )
             for i in range(latent_dim)
