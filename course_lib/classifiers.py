@@ -6,6 +6,8 @@
     True
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,3 +53,51 @@ class Standardize(nn.Module):
 
     def forward(self, x):
         return (x - self.mean) / self.std
+
+
+# ---------------------------------------------------------------- the digit classifier behind the quality metrics
+
+class DigitClassifier(nn.Module):
+    """A small CNN for 28 x 28 digits. `features(x)` (B, 128) is the penultimate layer the Frechet distance compares;
+    `forward(x)` gives the 10 class logits.
+
+    >>> DigitClassifier()(torch.rand(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+
+    num_features = 128  # read by torchmetrics' FrechetInceptionDistance
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 64, 7, 7)
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(64 * 7 * 7, self.num_features), nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.num_features, 10))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator | None = None, degrees: float = 12,
+                  shift: float = 0.12, zoom: float = 0.1) -> torch.Tensor:
+    """Data augmentation: each image gets its own small random rotation, shift and zoom (so a classifier trained on
+    4,000 digits generalizes as if it had seen many more)."""
+    b = x.shape[0]
+    angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(degrees)
+    scale = 1 + (torch.rand(b, generator=generator) * 2 - 1) * zoom
+    tx, ty = ((torch.rand(2, b, generator=generator) * 2 - 1) * shift * 2)  # in [-1, 1] grid units
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

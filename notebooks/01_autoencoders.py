@@ -294,24 +294,23 @@ history_dae = train_autoencoder(dae, step=dae_step, title="denoising autoencoder
 
 # %% [markdown]
 # ## Applications: denoising, inpainting, upsampling
-# The same network, four jobs. For each, the error to the clean image before (the corrupted input) and after (the
-# network's output). Look at the inpainted squares and the 4x upsampled digits.
+# The same network, four jobs, on the whole test split. For each, the error to the clean image before (the corrupted
+# input) and after (the network's output). Look at the inpainted squares and the 4x upsampled digits.
 
 # %%
 gen = torch.Generator().manual_seed(2)
-x = x_test[:10]
 tasks = {
-    "denoise": add_gaussian_noise(x, 0.5, gen),
-    "inpaint": mask_square(x, 12, gen),
-    "upsample 2x": downsample(x, 2),
-    "upsample 4x": downsample(x, 4),
+    "denoise": add_gaussian_noise(x_test, 0.5, gen),
+    "inpaint": mask_square(x_test, 12, gen),
+    "upsample 2x": downsample(x_test, 2),
+    "upsample 4x": downsample(x_test, 4),
 }
-rows, restored_error = {"clean": x}, {}
+rows, restored_error = {"clean": x_test[:10]}, {}
 with torch.no_grad():
     for task, x_tilde in tasks.items():
         out = dae(x_tilde.to(device)).cpu()
-        rows[f"{task}: input"], rows[f"{task}: output"] = x_tilde, out
-        restored_error[task] = (ae_loss(x, x_tilde).item(), ae_loss(x, out).item())
+        rows[f"{task}: input"], rows[f"{task}: output"] = x_tilde[:10], out[:10]
+        restored_error[task] = (ae_loss(x_test, x_tilde).item(), ae_loss(x_test, out).item())
 show_rows(rows)
 plt.show()
 for task, (before, after) in restored_error.items():

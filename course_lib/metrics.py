@@ -1,0 +1,139 @@
+"""How good are generated digits? Scores computed offline with the bundled digit classifier.
+
+- **Frechet distance** (FD): fit a Gaussian to the classifier's penultimate features of the generated images and
+  another to those of real images; the distance between the two Gaussians,
+  `||mu_g - mu_r||^2 + Tr(S_g + S_r - 2 (S_g S_r)^(1/2))`. It is the FID recipe with a digit classifier in place of
+  Inception (computed by torchmetrics' `FrechetInceptionDistance(feature=...)`). Lower is better; 0 means the two
+  feature distributions match.
+- **Class accuracy** of conditional samples: how often the classifier reads the digit that was asked for.
+- **Precision / recall** in feature space (Kynkaanniemi et al. 2019, k = 3): the share of generated images that fall
+  inside the real data's manifold (quality), and the share of real images inside the generated one (coverage).
+
+A bare FD number means little, so `quality_report` prints it between two reference points: real vs real (held-out
+digits against training digits: the best a model can hope for) and uniform noise vs real (the worst).
+
+    >>> x, y = load_dataset("mnist", "test", source="bundled").tensors
+    >>> class_accuracy(x[:500], y[:500]) > 0.95
+    True
+"""
+
+import hashlib
+import json
+from functools import lru_cache
+
+import torch
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from .checkpoints import load_weights
+from .classifiers import DigitClassifier
+from .data import check_images, load_dataset
+from .train_classifier import MANIFEST, WEIGHTS
+
+
+class _Features(torch.nn.Module):
+    """The classifier's penultimate layer as a feature extractor, in the form torchmetrics expects."""
+
+    num_features = DigitClassifier.num_features
+
+    def __init__(self, classifier: DigitClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x):
+        return self.classifier.features(x)
+
+
+@lru_cache(maxsize=1)
+def digit_classifier() -> DigitClassifier:
+    """The bundled classifier (CPU, eval mode), checked against the sha256 in its manifest."""
+    if not WEIGHTS.exists():
+        raise FileNotFoundError(f"{WEIGHTS} is missing. Recreate it with: python -m course_lib.train_classifier")
+    manifest = json.loads(MANIFEST.read_text())
+    digest = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
+    if digest != manifest["sha256"]:
+        raise ValueError(
+            f"{WEIGHTS.name} does not match the sha256 in {MANIFEST.name}: the file was changed or damaged. "
+            f"Restore it from the repository, or retrain with: {manifest['command']}"
+        )
+    return load_weights(DigitClassifier(), WEIGHTS).eval()
+
+
+@torch.no_grad()
+def features(images: torch.Tensor) -> torch.Tensor:
+    """Penultimate-layer features (N, 128) of images (N, 1, 28, 28) in [0, 1]."""
+    check_images(images)
+    return torch.cat([digit_classifier().features(b.cpu()) for b in images.split(1000)])
+
+
+def frechet_distance(generated: torch.Tensor, real: torch.Tensor) -> float:
+    """Frechet distance between two sets of images (N, 1, 28, 28) in [0, 1] in the classifier's feature space.
+
+    >>> x = load_dataset("mnist", "test", source="bundled").tensors[0]
+    >>> round(frechet_distance(x[:500], x[:500]), 3)
+    0.0
+    """
+    check_images(generated, "generated images")
+    check_images(real, "real images")
+    if min(len(generated), len(real)) < 2:
+        raise ValueError("The Frechet distance needs at least 2 images in each set (use hundreds for a stable number).")
+    fid = FrechetInceptionDistance(feature=_Features(digit_classifier()), reset_real_features=True)
+    fid.set_dtype(torch.float64)  # the matrix square root is fragile in float32
+    with torch.no_grad():
+        for batch in real.clamp(0, 1).split(1000):
+            fid.update(batch.cpu(), real=True)
+        for batch in generated.clamp(0, 1).split(1000):
+            fid.update(batch.cpu(), real=False)
+        return max(float(fid.compute()), 0.0)  # tiny negative values are round-off
+
+
+@torch.no_grad()
+def class_accuracy(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of `images` that the classifier reads as the digit in `labels` (the class that was asked for)."""
+    check_images(images)
+    labels = torch.as_tensor(labels).long().cpu()
+    if labels.shape != (len(images),):
+        raise ValueError(f"Expected one label per image: {len(images)} labels shaped ({len(images)},), got {tuple(labels.shape)}.")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"Labels must be digits 0-9, got values from {int(labels.min())} to {int(labels.max())}.")
+    predicted = torch.cat([digit_classifier()(b.cpu()).argmax(1) for b in images.split(1000)])
+    return (predicted == labels).float().mean().item()
+
+
+def precision_recall(generated: torch.Tensor, real: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) with k-nearest-neighbour balls in feature space."""
+    fake_f, real_f = features(generated).double(), features(real).double()
+
+    def inside(points, support):
+        # radius of each support point = distance to its k-th nearest neighbour within the support (itself excluded)
+        radius = torch.cdist(support, support).kthvalue(k + 1, dim=1).values
+        return (torch.cdist(points, support) <= radius).any(dim=1).float().mean().item()
+
+    return inside(fake_f, real_f), inside(real_f, fake_f)
+
+
+@lru_cache(maxsize=8)
+def reference_points(n: int) -> dict[str, float]:
+    """FD of `n` held-out real digits (the floor) and of `n` uniform-noise images (the ceiling) against real
+    training digits, on the bundled split, so a score can be read between them."""
+    real = load_dataset("mnist", "train", source="bundled").tensors[0]
+    held_out = load_dataset("mnist", "test", source="bundled", n=min(n, 1000)).tensors[0]
+    noise = torch.rand(len(held_out), 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    return {"fd_real": frechet_distance(held_out, real), "fd_noise": frechet_distance(noise, real)}
+
+
+def quality_report(generated: torch.Tensor, labels: torch.Tensor | None = None, name: str = "model") -> dict:
+    """All scores of `generated` against the bundled training digits, printed beside the reference points.
+
+    `labels` (the class asked for, one per image) adds the class accuracy for conditional models.
+    """
+    real = load_dataset("mnist", "train", source="bundled").tensors[0]
+    report = {"fd": frechet_distance(generated, real), **reference_points(len(generated))}
+    report["precision"], report["recall"] = precision_recall(generated[:2000], real[:2000])
+    if labels is not None:
+        report["class_accuracy"] = class_accuracy(generated, labels)
+    line = (f"{name}: Frechet distance {report['fd']:.2f}  (real digits {report['fd_real']:.2f}, "
+            f"uniform noise {report['fd_noise']:.2f})  precision {report['precision']:.2f}  recall {report['recall']:.2f}")
+    if labels is not None:
+        line += f"  class accuracy {report['class_accuracy']:.1%}"
+    print(line)
+    return report
