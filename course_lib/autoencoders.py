@@ -124,6 +124,18 @@ class PCA(Autoencoder):
         return (z @ self.components + self.mean).view(-1, 1, 28, 28)
 
 
+def fit_code_gaussian(codes: torch.Tensor) -> torch.distributions.MultivariateNormal:
+    """A Gaussian fitted to the codes of real images (their mean and covariance): the most natural way to pick
+    "random codes" for a plain autoencoder, which has no prior of its own.
+
+    >>> fit_code_gaussian(torch.randn(500, 3)).sample((4,)).shape
+    torch.Size([4, 3])
+    """
+    codes = codes.detach().double().cpu()
+    covariance = torch.cov(codes.T) + 1e-6 * torch.eye(codes.shape[1], dtype=codes.dtype)
+    return torch.distributions.MultivariateNormal(codes.mean(0).float(), covariance_matrix=covariance.float())
+
+
 # ---- corruptions M_D(x~ | x) for the denoising autoencoder: L_DAE = 1/n sum_i ||x_i - f(g(x~_i))||^2 ----
 
 def add_gaussian_noise(x: torch.Tensor, std: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:

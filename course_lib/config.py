@@ -44,6 +44,9 @@ _SETTINGS = {
 }
 LESSONS = tuple(_SETTINGS)
 
+# How many generated images are scored (Frechet distance etc.) in each profile; fewer make a noisier number.
+N_SCORED = {"smoke": 200, "cpu": 1000, "gpu": 5000}
+
 
 def profile_name() -> str:
     """The active profile: `COURSE_PROFILE` if set, else `gpu` with CUDA and `cpu` without."""

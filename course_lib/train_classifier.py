@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
         "file": args.out.name,
         "sha256": hashlib.sha256(args.out.read_bytes()).hexdigest(),
         "bytes": args.out.stat().st_size,
-        "command": "python -m course_lib.train_classifier " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m course_lib.train_classifier", *(argv if argv is not None else sys.argv[1:])]),
         "data": f"MNIST train, source={args.source}, {len(train)} images, random rotation/shift/zoom augmentation",
         "bundled_test_accuracy": round(accuracy, 4),
         "final_train_loss": round(history.epochs["loss"][-1], 4),

@@ -56,11 +56,12 @@ import torch
 
 from course_lib import exercises
 from course_lib.autoencoders import (PCA, ConvAutoencoder, MLPAutoencoder, add_gaussian_noise, ae_loss, downsample,
-                                     latent_grid, mask_square, random_corruption)
+                                     fit_code_gaussian, latent_grid, mask_square, random_corruption)
 from course_lib.classifiers import accuracy, fit_linear_classifier
-from course_lib.config import lesson_settings, pick_device, profile_name, seed_everything
+from course_lib.config import N_SCORED, lesson_settings, pick_device, profile_name, seed_everything
 from course_lib.data import load_dataset, make_loader
 from course_lib.liveplot import LivePlot
+from course_lib.metrics import quality_report
 from course_lib.plotting import latent_scatter, show_images, show_rows
 from course_lib.training import fit
 from course_lib.widgets import LatentExplorer
@@ -350,7 +351,33 @@ assert explorer.image.value != before, "moving the sliders must change the image
 explorer
 
 # %% [markdown]
+# ## How good is it? An autoencoder as a generator
+# Reconstruction is one thing; *generating* is another. A plain autoencoder has no rule for picking a code, so the
+# most natural try is to draw codes from a Gaussian fitted to the codes of the training digits, and decode them.
+#
+# To score the result, the course uses a small digit classifier (bundled, trained by `python -m
+# course_lib.train_classifier`): the **Frechet distance** compares the statistics of its features on generated
+# images with those on real digits. Lower is better. The number is printed between two reference points: held-out
+# real digits (the best possible) and uniform noise (the worst).
+
+# %%
+with torch.no_grad():
+    code_prior = fit_code_gaussian(codes_train)  # mean and covariance of the 16-D training codes
+    torch.manual_seed(4)
+    samples = conv16.decode(code_prior.sample((N_SCORED[PROFILE],)).to(device)).cpu()
+show_images(samples[:32], nrow=16, title="decoded random codes (conv AE, k=16)")
+plt.show()
+report = quality_report(samples, name="conv AE, random codes")
+print(f"test reconstruction L_AE of the same model: {errors['conv AE, k=16']:.2f}")
+assert report["fd"] > 2 * report["fd_real"], "random codes should decode to images far less real than real digits"
+
+# %% [markdown]
+# Some samples are fine digits, many are smudges or hybrids: the random codes often land in the gaps between the
+# clusters, where the decoder was never trained. The Frechet distance says the same in one number, well above that
+# of real digits.
+#
 # ## What's next
-# - A plain autoencoder compresses well but leaves **gaps** in its latent space, so random codes decode to garbage.
+# - A plain autoencoder compresses well but leaves **gaps** in its latent space, so random codes often decode to
+#   smudges: a good compressor, a poor generator.
 # - **Lesson 2 (VAE)** makes the encoder output a *distribution* and pulls all codes towards $\mathcal{N}(0, I)$, so
 #   the gaps close and sampling $z \sim \mathcal{N}(0, I)$ gives new digits.

@@ -1,0 +1,121 @@
+"""Train each lesson's model in a profile, sample from it, and score the samples.
+
+    python -m course_lib.benchmark --profile cpu --out runs/cpu            # every model built so far
+    python -m course_lib.benchmark --profile smoke --out /tmp/b --only ae  # one model, seconds
+
+Writes `OUT/results.json` (per model: profile, device, training seconds, seconds to sample 100 images, parameters,
+and the quality scores of `course_lib.metrics`) and `OUT/NAME.npz` with `images` (N x 1 x 28 x 28, float32 in
+[0, 1]) and, for conditional models, `labels` (the class asked for). Turn results.json into the README's table with
+`python -m course_lib.results_table OUT/results.json`.
+"""
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .autoencoders import ConvAutoencoder, ae_loss, fit_code_gaussian
+from .config import N_SCORED, PROFILES, lesson_settings, pick_device, seed_everything
+from .data import load_dataset, make_loader
+from .metrics import quality_report
+from .training import fit
+
+
+
+@dataclass
+class Trained:
+    """A trained generator: `sample(n, generator)` returns (images, labels or None)."""
+
+    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor | None]]
+    n_params: int
+    train_seconds: float
+
+
+def train_ae(profile: str, device: torch.device) -> Trained:
+    """Lesson 1's convolutional autoencoder (16-number code); "sampling" decodes codes drawn from a Gaussian fitted
+    to the training codes, since a plain autoencoder has no prior to sample from."""
+    s = lesson_settings("autoencoders", profile)
+    train = load_dataset("mnist", "train", n=s.n_train)
+    model = ConvAutoencoder(latent_dim=16).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    history = fit(model, make_loader(train, s.batch_size), lambda m, b: ae_loss(b[0], m(b[0])), optimizer, s.epochs,
+                  device=device, progress=False)
+    with torch.no_grad():
+        codes = torch.cat([model.encode(x.to(device)).cpu() for x in train.tensors[0].split(1000)])
+    prior = fit_code_gaussian(codes)
+
+    @torch.no_grad()
+    def sample(n, generator):
+        torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))  # MultivariateNormal has no generator
+        return model.decode(prior.sample((n,)).to(device)).cpu(), None
+
+    return Trained(sample, sum(p.numel() for p in model.parameters()), history.seconds)
+
+
+BUILT = {"ae": train_ae}
+PLANNED = {"vae": 2, "dcgan": 3, "ddpm": 4, "cgan": 5, "cvae": 5, "cfg": 5, "pix2pix": 5, "ldm": 6}  # name -> lesson
+NAMES = list(BUILT) + list(PLANNED)
+
+
+def run(profile: str, out: Path, only: list[str] | None = None) -> dict:
+    """Benchmark the models in `only` (default: all) and write results.json and NAME.npz into `out`."""
+    unknown = [name for name in only or [] if name not in NAMES]
+    if unknown:
+        raise SystemExit(f"Unknown model name(s) {', '.join(unknown)}. Valid names: {', '.join(NAMES)}.")
+    if profile not in PROFILES:
+        raise SystemExit(f"Unknown profile {profile!r}. Use one of {', '.join(PROFILES)}.")
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device()
+    results = {}
+    for name in only or NAMES:
+        if name in PLANNED:
+            results[name] = {"status": f"not built yet (lesson {PLANNED[name]})"}
+            print(f"{name}: not built yet (lesson {PLANNED[name]})")
+            continue
+        seed_everything(0)
+        trained = BUILT[name](profile, device)
+        generator = torch.Generator().manual_seed(1)
+        trained.sample(10, generator)  # warm-up, so the timing below measures sampling, not first-call set-up
+        start = time.perf_counter()
+        trained.sample(100, generator)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        sample_seconds = time.perf_counter() - start
+        images, labels = trained.sample(N_SCORED[profile], generator)
+        images = images.float().clamp(0, 1)
+        arrays = {"images": images.numpy().astype(np.float32)}
+        if labels is not None:
+            arrays["labels"] = labels.numpy().astype(np.int64)
+        np.savez_compressed(out / f"{name}.npz", **arrays)
+        scores = quality_report(images, labels, name=name)
+        results[name] = {
+            "status": "ok",
+            "profile": profile,
+            "device": str(device),
+            "train_seconds": round(trained.train_seconds, 2),
+            "sample_seconds_100": round(sample_seconds, 4),
+            "n_params": trained.n_params,
+            "n_images": len(images),
+            **{k: round(v, 4) for k, v in scores.items()},
+        }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out / 'results.json'}")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Train, sample and score the course's generative models.")
+    parser.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    parser.add_argument("--out", type=Path, required=True, help="folder for results.json and NAME.npz")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"some of: {', '.join(NAMES)}")
+    args = parser.parse_args(argv)
+    return run(args.profile, args.out, args.only)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Turn a benchmark's results.json into the README's markdown table (so the table is never typed by hand).
+
+    python -m course_lib.results_table runs/cpu/results.json                    # print the table
+    python -m course_lib.results_table runs/cpu/results.json --readme README.md # replace it in the README
+
+In the README the table sits between the lines `<!-- results:start -->` and `<!-- results:end -->`.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def table(results: dict) -> str:
+    """A markdown table: one row per model; models not built yet say so."""
+    rows = [
+        "| model | profile | device | parameters | training s | s / 100 samples | Frechet distance (real / noise) "
+        "| precision | recall | class accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        if r.get("status") != "ok":
+            rows.append(f"| {name} | {r.get('status', '?')} |  |  |  |  |  |  |  |  |")
+            continue
+        accuracy = f"{r['class_accuracy']:.1%}" if "class_accuracy" in r else "-"
+        rows.append(
+            f"| {name} | {r['profile']} | {r['device']} | {r['n_params']:,} | {r['train_seconds']:.1f} "
+            f"| {r['sample_seconds_100']:.3f} | {r['fd']:.2f} ({r['fd_real']:.2f} / {r['fd_noise']:.1f}) "
+            f"| {r['precision']:.2f} | {r['recall']:.2f} | {accuracy} |"
+        )
+    return "\n".join(rows)
+
+
+def replace_in(readme: Path, text: str) -> None:
+    content = readme.read_text()
+    if START not in content or END not in content:
+        raise SystemExit(f"{readme} has no {START} ... {END} block to replace.")
+    head, rest = content.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Markdown table from a benchmark's results.json")
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--readme", type=Path, help="replace the table between the results markers in this file")
+    args = parser.parse_args(argv)
+    text = table(json.loads(args.results.read_text()))
+    if args.readme:
+        replace_in(args.readme, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

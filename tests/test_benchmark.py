@@ -1,0 +1,49 @@
+import json
+
+import numpy as np
+import pytest
+
+from course_lib import benchmark, results_table
+from course_lib.config import N_SCORED
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    benchmark.main(["--profile", "smoke", "--out", str(out), "--only", "ae", "vae"])
+    return out
+
+
+def test_smoke_run_writes_results_for_built_models_and_says_which_are_not_built(smoke_run):
+    results = json.loads((smoke_run / "results.json").read_text())
+    ae = results["ae"]
+    assert ae["status"] == "ok" and ae["profile"] == "smoke" and ae["device"] == "cpu"
+    assert ae["train_seconds"] > 0 and ae["sample_seconds_100"] > 0 and ae["n_params"] > 10_000
+    assert ae["n_images"] == N_SCORED["smoke"]
+    assert ae["fd_real"] < ae["fd"] < ae["fd_noise"]
+    assert 0 <= ae["precision"] <= 1 and 0 <= ae["recall"] <= 1
+    assert results["vae"] == {"status": "not built yet (lesson 2)"}
+
+
+def test_smoke_run_writes_images_in_range(smoke_run):
+    with np.load(smoke_run / "ae.npz") as npz:
+        images = npz["images"]
+        assert "labels" not in npz  # the autoencoder is not conditional
+    assert images.shape == (N_SCORED["smoke"], 1, 28, 28) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1
+
+
+def test_unknown_model_name_lists_the_valid_ones(tmp_path):
+    with pytest.raises(SystemExit, match="Valid names: ae, vae, dcgan"):
+        benchmark.main(["--profile", "smoke", "--out", str(tmp_path), "--only", "gpt"])
+
+
+def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke_run, tmp_path):
+    text = results_table.table(json.loads((smoke_run / "results.json").read_text()))
+    lines = text.splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| ae | smoke | cpu |") and "not built yet" in lines[3]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results_table.START}\nold table\n{results_table.END}\nrest\n")
+    results_table.replace_in(readme, text)
+    content = readme.read_text()
+    assert "old table" not in content and text in content and content.startswith("intro") and content.endswith("rest\n")
