@@ -193,7 +193,12 @@ assert crowded < 0.25 and sparse > 0.25, "the codes should crowd together and le
 # convolutional autoencoder with a 16-number code.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 conv16 = ConvAutoencoder(latent_dim=16)
+print(f"convolutional autoencoder: {sum(p.numel() for p in conv16.parameters()):,} parameters, "
+      f"a code of {conv16.latent_dim} numbers for 784 pixels")
+
+# %%
 history16 = train_autoencoder(conv16, title="convolutional autoencoder, 16-D code")
 
 # %%
