@@ -36,13 +36,17 @@ class Autoencoder(nn.Module):
         check_images(x)
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def check_code(self, z: torch.Tensor) -> torch.Tensor:
+        """Raise a clear error unless `z` is a batch of codes shaped (B, latent_dim)."""
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(
                 f"This decoder takes codes shaped (B, {self.latent_dim}), got {tuple(z.shape)}. "
                 f"For a single code use z.view(1, {self.latent_dim})."
             )
-        return self.decoder(z)
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.check_code(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))

@@ -6,8 +6,6 @@
     True
 """
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -87,17 +85,3 @@ class DigitClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
-
-
-def random_affine(x: torch.Tensor, generator: torch.Generator | None = None, degrees: float = 12,
-                  shift: float = 0.12, zoom: float = 0.1) -> torch.Tensor:
-    """Data augmentation: each image gets its own small random rotation, shift and zoom (so a classifier trained on
-    4,000 digits generalizes as if it had seen many more)."""
-    b = x.shape[0]
-    angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(degrees)
-    scale = 1 + (torch.rand(b, generator=generator) * 2 - 1) * zoom
-    tx, ty = ((torch.rand(2, b, generator=generator) * 2 - 1) * shift * 2)  # in [-1, 1] grid units
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x)  # (B, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

@@ -19,24 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import save_weights
-from .classifiers import DigitClassifier, random_affine
+from .classifiers import DigitClassifier
 from .config import pick_device, seed_everything
-from .data import load_dataset, make_loader
-from .training import Callback, fit
+from .data import load_dataset, make_loader, random_affine
+from .training import CosineSchedule, fit
 
 ASSETS = Path(__file__).parent / "assets"
 WEIGHTS = ASSETS / "digit_classifier.safetensors"
 MANIFEST = ASSETS / "digit_classifier.json"
-
-
-class CosineSchedule(Callback):
-    """Lower the learning rate along a half cosine, once per epoch."""
-
-    def __init__(self, optimizer, epochs):
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-
-    def on_epoch_end(self, state):
-        self.scheduler.step()
 
 
 @torch.no_grad()

@@ -59,6 +59,16 @@ class Callback:
     def on_train_end(self, state: "TrainState") -> None: ...
 
 
+class CosineSchedule(Callback):
+    """Lower the optimizer's learning rate along a half cosine, from its start value to 0 over `epochs` epochs."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, epochs: int):
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+
+    def on_epoch_end(self, state: "TrainState") -> None:
+        self.scheduler.step()
+
+
 @dataclass
 class TrainState:
     model: torch.nn.Module

@@ -23,8 +23,10 @@ from .plotting import to_png
 class LatentExplorer:
     """Sliders for the code z of `decode(z: (1, latent_dim)) -> (1, 1, 28, 28)`, and the decoded image.
 
-    `set_latent(z)` moves every slider at once (e.g. to the code of a test image). Show it by leaving the object
-    last in a cell, or with `display(explorer.widget)`.
+    `set_latent(z)` moves every slider at once (e.g. to the code of a test image). Give `images` and `encode`
+    (`encode(x: (1, 1, 28, 28)) -> (1, latent_dim)`) to add a picker: choose one of those images, press
+    "start from this image", and the sliders jump to its code. Show the explorer by leaving the object last in a
+    cell, or with `display(explorer.widget)`.
     """
 
     def __init__(
@@ -34,6 +36,8 @@ class LatentExplorer:
         value_range: tuple[float, float] = (-3.0, 3.0),
         start: torch.Tensor | None = None,
         scale: int = 8,
+        images: torch.Tensor | None = None,
+        encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
@@ -59,10 +63,32 @@ class LatentExplorer:
             slider.observe(self._on_change, names="value")
         controls = widgets.VBox(self.sliders + [self.reset])
         self.widget = widgets.HBox([controls, self.image])
+        if images is not None:
+            if encode is None:
+                raise ValueError("To start from an image the explorer needs `encode` as well as `images`.")
+            self.widget = widgets.HBox([controls, self.image, self._image_picker(images, encode, scale)])
         if start is not None:
             self.set_latent(start)
         else:
             self._redraw()
+
+    def _image_picker(self, images: torch.Tensor, encode, scale: int) -> widgets.VBox:
+        """An index slider over `images`, a preview, and a button that moves the sliders to the shown image's code."""
+        self.picker = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
+        preview = widgets.Image(value=to_png(images[0], scale // 2), format="png", width=14 * scale, height=14 * scale)
+        self.start_button = widgets.Button(description="start from this image")
+
+        def show(change):
+            preview.value = to_png(images[change["new"]], scale // 2)
+
+        @torch.no_grad()
+        def start(_):
+            x = images[self.picker.value : self.picker.value + 1]
+            self.set_latent(encode(x.to(self._device())))
+
+        self.picker.observe(show, names="value")
+        self.start_button.on_click(start)
+        return widgets.VBox([self.picker, preview, self.start_button])
 
     @property
     def z(self) -> torch.Tensor:
@@ -86,15 +112,16 @@ class LatentExplorer:
         if not self._updating:
             self._redraw()
 
+    def _device(self) -> torch.device:
+        """Where the decoder's model lives (CPU unless `decode` is a bound method of a model on another device)."""
+        try:
+            return next(self.decode.__self__.parameters()).device
+        except (AttributeError, StopIteration):
+            return torch.device("cpu")
+
     @torch.no_grad()
     def _redraw(self) -> None:
-        z = self.z
-        try:
-            device = next(self.decode.__self__.parameters()).device  # a bound method of a model
-            z = z.to(device)
-        except (AttributeError, StopIteration):
-            pass
-        self.image.value = to_png(self.decode(z)[0], self.scale)
+        self.image.value = to_png(self.decode(self.z.to(self._device()))[0], self.scale)
 
     def _ipython_display_(self):
         from IPython.display import display

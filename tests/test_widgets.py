@@ -72,3 +72,20 @@ def test_widget_is_a_box_with_a_png_image(decoder):
     images = [c for c in explorer.widget.children if isinstance(c, widgets.Image)]
     assert images == [explorer.image]
     assert explorer.image.format == "png" and bytes(explorer.image.value).startswith(b"\x89PNG")
+
+
+def test_start_from_an_image_moves_the_sliders_to_its_code(decoder):
+    images = torch.rand(5, 1, 28, 28)
+    explorer = LatentExplorer(decoder.decode, latent_dim=2, value_range=(-100, 100), images=images,
+                              encode=decoder.encode)
+    explorer.picker.value = 3
+    explorer.start_button.click()
+    with torch.no_grad():
+        code = decoder.encode(images[3:4])
+    assert torch.allclose(explorer.z, code, atol=explorer.sliders[0].step)
+    assert bytes(explorer.image.value) == expected_png(decoder, explorer.z)
+
+
+def test_images_without_encode_is_a_clear_error(decoder):
+    with pytest.raises(ValueError, match="encode"):
+        LatentExplorer(decoder.decode, latent_dim=2, images=torch.rand(2, 1, 28, 28))

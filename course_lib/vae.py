@@ -1,0 +1,192 @@
+"""Variational autoencoders (lesson 2, Kingma & Welling 2013).
+
+The encoder no longer gives one code but a Gaussian over codes, q_phi(z | x) = N(mu, diag(sigma^2)) (it outputs `mu`
+and `logvar = log sigma^2`); the decoder gives a distribution over images, p_theta(x | z). Training maximizes the
+evidence lower bound (ELBO), i.e. minimizes
+
+    L_VAE = -E_{z ~ q(z|x)} [log p(x | z)]  +  beta * KL( q(z | x) || N(0, I) )
+            (reconstruction)                   (regularization, beta = 1 for the true ELBO)
+
+    >>> vae = MLPVAE(latent_dim=2)
+    >>> x = torch.rand(8, 1, 28, 28)
+    >>> mu, logvar = vae.encode(x)
+    >>> mu.shape, vae.decode(mu).shape
+    (torch.Size([8, 2]), torch.Size([8, 1, 28, 28]))
+    >>> sorted(vae_loss(vae, x))
+    ['kl', 'loss', 'recon']
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .autoencoders import Autoencoder
+from .data import check_images
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """The reparameterization trick: z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2).
+
+    The randomness sits in eps, outside the network, so gradients flow from z back to mu and logvar.
+
+    >>> reparameterize(torch.zeros(1, 2), torch.zeros(1, 2), eps=torch.tensor([[1.0, -2.0]]))
+    tensor([[ 1., -2.]])
+    """
+    if eps is None:
+        eps = torch.randn_like(mu)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL( N(mu, sigma^2) || N(0, I) ) = -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2), one value per image.
+
+    >>> kl_to_standard_normal(torch.zeros(3, 2), torch.zeros(3, 2)).abs()  # q is already N(0, I): KL = 0
+    tensor([0., 0., 0.])
+    >>> kl_to_standard_normal(torch.tensor([[3.0]]), torch.zeros(1, 1))  # mean off by 3: mu^2 / 2
+    tensor([4.5000])
+    """
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
+
+
+def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """-log p(x | z) for a Bernoulli decoder (binary cross-entropy with grey levels as targets), in nats per image.
+
+    `logits` are the decoder's pre-sigmoid outputs; the decoded image is sigmoid(logits).
+    """
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
+
+
+def gaussian_nll(x: torch.Tensor, logits: torch.Tensor, sigma: float = 0.1) -> torch.Tensor:
+    """-log p(x | z) for a Gaussian decoder N(x; sigmoid(logits), sigma^2 I), up to a constant, per image:
+    sum_pixels (x - x_hat)^2 / (2 sigma^2). A smaller sigma weighs reconstruction more against the KL."""
+    return (x - torch.sigmoid(logits)).pow(2).flatten(1).sum(dim=1) / (2 * sigma**2)
+
+
+LIKELIHOODS = {"bernoulli": bernoulli_nll, "gaussian": gaussian_nll}
+
+
+def vae_loss(model: "VAE", x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli") -> dict[str, torch.Tensor]:
+    """Negative ELBO averaged over the batch, with its two terms: {"loss": recon + beta * kl, "recon": ..., "kl": ...}.
+
+    With beta = 1 and the Bernoulli decoder, "loss" is the negative ELBO in nats per image (an upper bound on
+    -log p(x)). One z is sampled per image (a one-sample Monte Carlo estimate of the expectation).
+    """
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"Unknown likelihood {likelihood!r}. Use one of {', '.join(LIKELIHOODS)}.")
+    mu, logvar = model.encode(x)
+    z = reparameterize(mu, logvar)
+    recon = LIKELIHOODS[likelihood](x, model.decoder(z)).mean()
+    kl = kl_to_standard_normal(mu, logvar).mean()
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+
+
+class VAE(Autoencoder):
+    """What the VAEs share: `encode(x) -> (mu, logvar)`, `decode(z) -> image in [0, 1]`, `sample(n)` from the prior."""
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_images(x)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)  # the encoder outputs 2 * latent_dim numbers
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        self.check_code(z)
+        return torch.sigmoid(self.decoder(z))  # the decoder outputs logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction through the mean code (no sampling): what the VAE 'sees' in x."""
+        return self.decode(self.encode(x)[0])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n new images: z ~ N(0, I), decoded (in eval mode, so BatchNorm uses its running statistics)."""
+        was_training = self.training
+        self.eval()
+        z = torch.randn(n, self.latent_dim, generator=generator).to(next(self.parameters()).device)
+        images = self.decode(z)
+        self.train(was_training)
+        return images
+
+
+class MLPVAE(VAE):
+    """784 -> hidden -> (mu, logvar) ; latent -> hidden -> 784 logits."""
+
+    def __init__(self, latent_dim: int = 2, hidden: tuple[int, int] = (512, 256)):
+        super().__init__()
+        h1, h2 = hidden
+        self.latent_dim = latent_dim
+        self.encoder = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(784, h1), nn.ReLU(),
+            nn.Linear(h1, h2), nn.ReLU(),
+            nn.Linear(h2, 2 * latent_dim),  # mu and logvar
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, h2), nn.ReLU(),
+            nn.Linear(h2, h1), nn.ReLU(),
+            nn.Linear(h1, 784),
+            nn.Unflatten(1, (1, 28, 28)),
+        )
+
+
+class ConvVAE(VAE):
+    """The convolutional autoencoder of lesson 1 with a probabilistic code: 28 -> 14 -> 7 -> (mu, logvar)."""
+
+    def __init__(self, latent_dim: int = 16, channels: int = 32):
+        super().__init__()
+        c = channels
+        self.latent_dim = latent_dim
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(),  # (B, c, 14, 14)
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.BatchNorm2d(2 * c), nn.ReLU(),  # (B, 2c, 7, 7)
+            nn.Flatten(),
+            nn.Linear(2 * c * 7 * 7, 2 * latent_dim),  # mu and logvar
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, 2 * c * 7 * 7), nn.ReLU(),
+            nn.Unflatten(1, (2 * c, 7, 7)),
+            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(),  # (B, c, 14, 14)
+            nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1),  # (B, 1, 28, 28) logits
+        )
+
+
+@torch.no_grad()
+def negative_elbo(model: VAE, images: torch.Tensor, samples: int = 1, batch_size: int = 500) -> float:
+    """Test negative ELBO in nats per image (Bernoulli decoder, beta = 1), averaged over `images`.
+
+    Evaluated in eval mode with a fixed seed so the number is repeatable.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total = 0.0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # leaves the global seed alone
+        torch.manual_seed(0)
+        for x in images.split(batch_size):
+            x = x.to(device)
+            total += sum(vae_loss(model, x)["loss"].item() * len(x) for _ in range(samples)) / samples
+    model.train(was_training)
+    return total / len(images)
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation: walks along the great circle between z0 and z1, keeping the norm that samples of
+    N(0, I) have (a straight line through the middle passes near the origin, which is rare under the prior).
+
+    z0 and z1 are single codes (1-D); opposite codes (z1 = -z0) have no single great circle between them.
+
+    >>> slerp(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.5]))
+    tensor([[0.7071, 0.7071]])
+    """
+    if z0.dim() != 1 or z1.dim() != 1:
+        raise ValueError(f"slerp takes two single codes (1-D), got shapes {tuple(z0.shape)} and {tuple(z1.shape)}.")
+    t = t.reshape(-1, 1)
+    omega = torch.arccos(((z0 / z0.norm()) * (z1 / z1.norm())).sum().clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation z = (1 - t) z0 + t z1, one row per value of t."""
+    t = t.reshape(-1, 1)
+    return (1 - t) * z0 + t * z1
