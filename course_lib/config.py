@@ -43,7 +43,7 @@ _SETTINGS = {
     },
     "vae": {
         "smoke": LessonSettings(n_train=2048, n_test=500, epochs=10, batch_size=64),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=64),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=60, batch_size=64),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=30, batch_size=128),
     },
 }

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoders import Autoencoder
-from .data import check_images
+from .data import check_images, random_affine
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -63,6 +63,7 @@ def gaussian_nll(x: torch.Tensor, logits: torch.Tensor, sigma: float = 0.1) -> t
 
 
 LIKELIHOODS = {"bernoulli": bernoulli_nll, "gaussian": gaussian_nll}
+AUGMENT = 0.3  # strength of the random shifts / rotations used when training on the 4,000 bundled digits
 
 
 def vae_loss(model: "VAE", x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli") -> dict[str, torch.Tensor]:
@@ -78,6 +79,21 @@ def vae_loss(model: "VAE", x: torch.Tensor, beta: float = 1.0, likelihood: str =
     recon = LIKELIHOODS[likelihood](x, model.decoder(z)).mean()
     kl = kl_to_standard_normal(mu, logvar).mean()
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+
+
+def vae_step(beta: float = 1.0, likelihood: str = "bernoulli", augment: float = 0.0,
+             generator: torch.Generator | None = None):
+    """A step function for `fit`: the batch's negative ELBO (as `vae_loss`). With `augment` > 0 each digit is first
+    moved by a small random rotation / shift / zoom of that strength, which keeps a VAE trained on few digits from
+    memorizing them."""
+
+    def step(model, batch):
+        x = batch[0]
+        if augment > 0:
+            x = random_affine(x, generator, degrees=8 * augment, shift=0.08 * augment, zoom=0.08 * augment)
+        return vae_loss(model, x, beta, likelihood)
+
+    return step
 
 
 class VAE(Autoencoder):

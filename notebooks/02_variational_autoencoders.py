@@ -1,0 +1,432 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.1
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 2 — Variational autoencoders
+#
+# Lesson 1 ended with the **gap problem**: a plain autoencoder scatters its codes wherever it likes, so a code picked
+# at random often falls between the clusters and decodes to a smudge. A **variational autoencoder** (VAE, Kingma &
+# Welling 2013) fixes this with two changes:
+#
+# 1. the encoder outputs a *distribution* over codes, $q_\phi(z \mid x) = \mathcal{N}(\mu, \operatorname{diag}
+#    \sigma^2)$, and the decoder sees a random code drawn from it (a "noise layer" after the encoder);
+# 2. the loss pulls every $q_\phi(z \mid x)$ towards a fixed prior $p(z) = \mathcal{N}(0, I)$.
+#
+# Codes then fill a known region around the origin without gaps, and sampling $z \sim \mathcal{N}(0, I)$ and decoding
+# it gives new digits. In this lesson you will:
+# 1. see why sampling blocks gradients and how the **reparameterization trick** fixes it;
+# 2. derive the loss (the **ELBO**) and check its **KL** term against a Monte Carlo estimate;
+# 3. compare **AE and VAE latent spaces** with the same architecture, and sample from both;
+# 4. decode the **2-D manifold**, **interpolate** between digits, do **latent arithmetic**, and steer a VAE with the
+#    **latent explorer**;
+# 5. see what the weight **beta** on the KL term does.
+
+# %% tags=["colab"]
+# NBVAL_SKIP
+# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+import importlib.util
+import os
+import subprocess
+import sys
+
+COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
+if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
+    if not COURSE_REPO:
+        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib import exercises
+from course_lib.autoencoders import ConvAutoencoder, MLPAutoencoder, ae_loss
+from course_lib.config import N_SCORED, lesson_settings, pick_device, profile_name, seed_everything
+from course_lib.data import load_dataset, make_loader
+from course_lib.liveplot import LivePlot
+from course_lib.metrics import fd_to_training_digits, quality_report
+from course_lib.plotting import latent_scatter, show_images, show_rows
+from course_lib.training import CosineSchedule, fit
+from course_lib.vae import (AUGMENT, ConvVAE, MLPVAE, bernoulli_nll, kl_to_standard_normal, lerp, negative_elbo,
+                            reparameterize, slerp, vae_step)
+from course_lib.widgets import LatentExplorer
+
+PROFILE = profile_name()
+S = lesson_settings("vae")
+EPOCHS_2D = max(10, S.epochs // 3)  # the small 2-D models learn faster; this keeps the lesson within minutes
+device = pick_device()
+seed_everything(0)
+plt.rcParams.update({"figure.dpi": 100, "font.size": 12})
+print(f"profile={PROFILE}  device={device}  {S}")
+
+train = load_dataset("mnist", "train", n=S.n_train)
+test = load_dataset("mnist", "test", n=S.n_test)
+x_train, y_train = train.tensors
+x_test, y_test = test.tensors
+print(f"{len(train)} training and {len(test)} test images")
+
+# %% [markdown]
+# ## A probabilistic autoencoder
+#
+# The VAE tells a story of how a digit is made: first draw a code $z \sim p(z) = \mathcal{N}(0, I)$, then draw the
+# image from the decoder's distribution $p_\theta(x \mid z)$. For MNIST we take $p_\theta(x \mid z)$ to be Bernoulli:
+# the decoder outputs, for each pixel, the probability that it is ink.
+#
+# We would like to maximize $p_\theta(x) = \int p_\theta(x \mid z)\, p(z)\, dz$, but that integral over all codes is
+# intractable. The encoder $q_\phi(z \mid x)$ approximates the posterior $p_\theta(z \mid x)$, and with it we get a
+# lower bound on $\log p_\theta(x)$, the **evidence lower bound**:
+#
+# $$\log p_\theta(x) \;\ge\; \underbrace{\mathbb{E}_{z \sim q_\phi(z \mid x)}\big[\log p_\theta(x \mid z)\big]}_
+# {\text{reconstruction}} \;-\; \underbrace{D_\text{KL}\big(q_\phi(z \mid x)\,\|\,p(z)\big)}_{\text{regularization}}
+# = \text{ELBO}$$
+#
+# (The gap between the two sides is $D_\text{KL}(q_\phi(z \mid x) \| p_\theta(z \mid x)) \ge 0$.) Training minimizes
+# $L_\text{VAE} = -\text{ELBO}$: rebuild $x$ well, and keep each $q_\phi(z \mid x)$ close to the prior.
+#
+# ### The KL term in closed form
+# For a diagonal Gaussian against $\mathcal{N}(0, I)$ the KL needs no sampling:
+#
+# $$D_\text{KL}\big(\mathcal{N}(\mu, \sigma^2)\,\|\,\mathcal{N}(0, I)\big) = -\tfrac{1}{2}\sum_j \big(1 + \log\sigma_j^2
+# - \mu_j^2 - \sigma_j^2\big)$$
+#
+# The encoder outputs $\log\sigma^2$ (`logvar`) rather than $\sigma$, so it can be any real number. Check the formula
+# against a Monte Carlo estimate, $\mathbb{E}_q[\log q(z) - \log p(z)]$ averaged over many samples:
+
+# %%
+mu, logvar = torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([[-1.0, 0.3, 0.0]])
+closed_form = kl_to_standard_normal(mu, logvar).item()
+q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+p = torch.distributions.Normal(0.0, 1.0)
+z = q.sample((200_000,))
+monte_carlo = (q.log_prob(z) - p.log_prob(z)).sum(-1).mean().item()
+print(f"KL closed form {closed_form:.4f}, Monte Carlo estimate {monte_carlo:.4f}")
+assert abs(closed_form - monte_carlo) < 0.02
+
+# %% [markdown]
+# ### Exercise 1 — the KL
+# Write the closed form yourself: `my_kl(mu, logvar)` for tensors shaped `(n, d)`, one value per row.
+
+# %%
+def my_kl(mu, logvar):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("kl", my_kl)
+# exercises.solution("kl")  # uncomment to see a reference answer
+
+# %% [markdown]
+# ## The reparameterization trick
+# The reconstruction term needs a code *sampled* from $q_\phi(z \mid x)$. But sampling is a random node: nothing
+# tells autograd how the sample would move if $\mu$ or $\sigma$ moved, so no gradient reaches the encoder.
+# The trick moves the randomness into an input $\epsilon$:
+#
+# $$z = \mu + \sigma \odot \epsilon, \qquad \epsilon \sim \mathcal{N}(0, I), \qquad \sigma = \exp(\tfrac{1}{2}\log\sigma^2)$$
+#
+# Now $z$ is a deterministic, differentiable function of $\mu$ and $\log\sigma^2$. See the difference:
+
+# %%
+mu = torch.tensor([0.5, -1.0], requires_grad=True)
+logvar = torch.tensor([0.0, 1.0], requires_grad=True)
+
+z_sampled = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).sample()  # a random node
+print("sampled directly:      requires_grad =", z_sampled.requires_grad)
+assert not z_sampled.requires_grad  # the chain of gradients is cut here
+
+z = reparameterize(mu, logvar)  # mu + sigma * eps
+z.pow(2).sum().backward()  # any loss of z
+print("reparameterized:       dL/dmu =", mu.grad, " dL/dlogvar =", logvar.grad)
+assert mu.grad is not None and logvar.grad is not None and logvar.grad.abs().sum() > 0
+
+# %% [markdown]
+# ### Exercise 2 — the trick
+# Write `my_reparameterize(mu, logvar)`: a sample of $\mathcal{N}(\mu, \exp(\text{logvar}))$ through which gradients
+# flow. The checker draws many samples and checks their mean, variance and gradients.
+
+# %%
+def my_reparameterize(mu, logvar):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("reparameterize", my_reparameterize)
+# exercises.solution("reparameterize")
+
+# %% [markdown]
+# ## Training a VAE with a 2-D code
+# The loss for one batch is the Bernoulli reconstruction term (binary cross-entropy, summed over the pixels) plus the
+# KL, averaged over images: `vae_loss` in `course_lib.vae`. Watch both terms: the reconstruction falls as the decoder
+# learns; the KL first rises (the codes start to carry information about each image) and then settles. Their sum
+# is the negative ELBO, in nats per image.
+
+# %%
+def train_model(model, step, title, epochs, keys=None):
+    seed_everything(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    fixed = x_test[:8].to(device)
+    live = LivePlot(keys=keys, images=lambda m: torch.cat([fixed, m(fixed)]), title=title)
+    history = fit(model.to(device), make_loader(train, S.batch_size), step, optimizer, epochs, device=device,
+                  callbacks=[live, CosineSchedule(optimizer, epochs)])
+    if history.stopped is None:  # a run you interrupted keeps its model; there is nothing to check yet
+        first, last = history.steps["loss"][:5], history.steps["loss"][-5:]
+        assert sum(last) < sum(first), "the loss should go down while training"
+    return history
+
+
+vae2 = MLPVAE(latent_dim=2)
+history_vae2 = train_model(vae2, vae_step(), "VAE, 2-D code", EPOCHS_2D, keys=["recon", "kl"])
+
+# %% [markdown]
+# For the comparisons below, the plain autoencoder of lesson 1 with *exactly the same* layers (784-512-256-2 and
+# back), trained with $L_\text{AE}$:
+
+# %%
+def ae_step(model, batch):
+    x, _ = batch
+    return ae_loss(x, model(x))
+
+
+ae2 = MLPAutoencoder(latent_dim=2)
+history_ae2 = train_model(ae2, ae_step, "autoencoder, 2-D code", EPOCHS_2D)
+
+# %% [markdown]
+# ## AE vs VAE: the latent distributions
+# The codes of the test digits (for the VAE, the mean $\mu$ of each $q_\phi(z \mid x)$), same architecture, same
+# data. Look at the axes: the autoencoder's codes spread over a wide, uneven region with empty stretches; the VAE's
+# gather around the origin in a roughly round cloud, the shape of $\mathcal{N}(0, I)$, with the digits side by side.
+
+# %%
+with torch.no_grad():
+    codes_ae = ae2.encode(x_test.to(device)).cpu()
+    codes_vae = vae2.encode(x_test.to(device))[0].cpu()
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6))
+latent_scatter(codes_ae, y_test, ax=ax1, title="autoencoder codes")
+latent_scatter(codes_vae, y_test, ax=ax2, title="VAE codes (means of q(z|x))")
+plt.show()
+
+# %% [markdown]
+# How close is each cloud to $\mathcal{N}(0, I)$, the distribution we will sample codes from? Fit a Gaussian
+# $\mathcal{N}(m, C)$ to the codes and compute its KL divergence from $\mathcal{N}(0, I)$ (the full-covariance version of
+# the formula above): $\tfrac{1}{2}\big(\operatorname{tr} C + m^\top m - d - \log\det C\big)$.
+
+# %%
+def kl_of_fitted_gaussian(codes):
+    m, c = codes.mean(0), torch.cov(codes.T)
+    return 0.5 * (c.trace() + m @ m - codes.shape[1] - torch.logdet(c)).item()
+
+
+kl_ae, kl_vae = kl_of_fitted_gaussian(codes_ae), kl_of_fitted_gaussian(codes_vae)
+print(f"KL(fitted Gaussian || N(0, I)): autoencoder {kl_ae:.2f}, VAE {kl_vae:.2f} nats")
+assert kl_vae < kl_ae
+
+# %% [markdown]
+# ## Sampling from the prior: VAE vs AE
+# The real test of a generator. Draw $z \sim \mathcal{N}(0, I)$ and decode it, with a VAE and with a plain
+# autoencoder of the same (convolutional, 16-number code) architecture. Both train for the same epochs; the VAE also
+# sees its digits slightly shifted and rotated at random (`vae_step(augment=...)`), so 4,000 digits go further.
+
+# %%
+vae16 = ConvVAE(latent_dim=16)
+history_vae16 = train_model(vae16, vae_step(augment=AUGMENT, generator=torch.Generator().manual_seed(0)),
+                            "convolutional VAE, 16-D code", S.epochs, keys=["recon", "kl"])
+nelbo = negative_elbo(vae16, x_test)
+print(f"test negative ELBO: {nelbo:.1f} nats per image (a coin flip per pixel would be {784 * math.log(2):.0f})")
+assert nelbo < 784 * math.log(2)
+
+# %%
+ae16 = ConvAutoencoder(latent_dim=16)
+history_ae16 = train_model(ae16, ae_step, "convolutional autoencoder, 16-D code", S.epochs)
+
+# %%
+generator = torch.Generator().manual_seed(1)
+z = torch.randn(N_SCORED[PROFILE], 16, generator=generator).to(device)
+with torch.no_grad():
+    samples_vae, samples_ae = vae16.decode(z).cpu(), ae16.decode(z).cpu()
+show_rows({"VAE": samples_vae[:14], "autoencoder": samples_ae[:14]})
+plt.show()
+report_vae = quality_report(samples_vae, name="VAE, z ~ N(0, I)")
+report_ae = quality_report(samples_ae, name="AE,  z ~ N(0, I)")
+assert report_vae["fd"] < report_ae["fd"], "the VAE should generate far more realistic digits from the prior"
+
+# %% [markdown]
+# The autoencoder was never asked to put its codes anywhere in particular, so $\mathcal{N}(0, I)$ means nothing to
+# its decoder. The VAE's decoder was trained on codes drawn around $\mathcal{N}(0, I)$: its samples are digits. They
+# are blurrier than real ones, the price of a likelihood that averages over every code $q_\phi(z \mid x)$ allows.
+#
+# ## The 2-D manifold
+# Kingma & Welling's figure 4: with a 2-D code, lay a grid over the *probability* of each coordinate, map it through
+# the inverse normal CDF $z_j = \Phi^{-1}(u_j)$, $u_j \in (0, 1)$, and decode every point. Because the codes follow
+# $\mathcal{N}(0, I)$, this covers the prior evenly, and every cell holds a digit, morphing smoothly into its
+# neighbours. No gaps.
+
+# %%
+n = 15
+u = torch.linspace(0.03, 0.97, n)
+z1 = torch.distributions.Normal(0.0, 1.0).icdf(u)
+z2 = torch.distributions.Normal(0.0, 1.0).icdf(u.flip(0))  # top row = largest z_2, like a plot
+grid = torch.stack(torch.meshgrid(z2, z1, indexing="ij")[::-1], dim=-1).reshape(-1, 2)  # (n*n, 2) as (z_1, z_2)
+with torch.no_grad():
+    manifold = vae2.decode(grid.to(device)).cpu()
+show_images(manifold, nrow=n, title="VAE: decoded grid over the 2-D prior", scale=1.0)
+plt.show()
+
+# %% [markdown]
+# ## Interpolation: the gap problem solved
+# Walk from the code of one test digit to another's and decode along the way: linearly (**lerp**,
+# $z_t = (1-t) z_a + t z_b$) and along the sphere (**slerp**, which keeps the norm typical of $\mathcal{N}(0, I)$
+# samples instead of cutting through the rarely visited centre). Compare the autoencoder's path with the VAE's.
+
+# %%
+a, b = 0, int((y_test != y_test[0]).nonzero()[0])  # two test digits of different classes
+t = torch.linspace(0, 1, 10)
+with torch.no_grad():
+    za, zb = ae16.encode(x_test[[a, b]].to(device)).cpu()
+    va, vb = vae16.encode(x_test[[a, b]].to(device))[0].cpu()
+    paths = {
+        "AE, lerp": ae16.decode(lerp(za, zb, t).to(device)).cpu(),
+        "VAE, lerp": vae16.decode(lerp(va, vb, t).to(device)).cpu(),
+        "VAE, slerp": vae16.decode(slerp(va, vb, t).to(device)).cpu(),
+    }
+show_rows(paths)
+plt.show()
+
+# %% [markdown]
+# Measured over many pairs: decode the *midpoint* between the codes of 200 random pairs of test digits and score the
+# midpoints like samples. The VAE's midpoints look like digits far more often than the autoencoder's.
+
+# %%
+pairs = torch.randint(len(x_test), (200, 2), generator=torch.Generator().manual_seed(5))
+with torch.no_grad():
+    z_ae = ae16.encode(x_test.to(device)).cpu()
+    z_vae = vae16.encode(x_test.to(device))[0].cpu()
+    mid_ae = ae16.decode(((z_ae[pairs[:, 0]] + z_ae[pairs[:, 1]]) / 2).to(device)).cpu()
+    mid_vae = vae16.decode(((z_vae[pairs[:, 0]] + z_vae[pairs[:, 1]]) / 2).to(device)).cpu()
+fd_mid_ae, fd_mid_vae = fd_to_training_digits(mid_ae), fd_to_training_digits(mid_vae)
+print(f"Frechet distance of decoded midpoints: autoencoder {fd_mid_ae:.1f}, VAE {fd_mid_vae:.1f}")
+assert fd_mid_vae < fd_mid_ae
+
+# %% [markdown]
+# ## Latent arithmetic
+# Directions in the VAE's latent space carry meaning. Take an attribute, here **stroke thickness**: the mean code of
+# the boldest quarter of training digits ($A'$) minus the mean code of the thinnest quarter ($A$) gives a "bolder"
+# direction. Adding it to the code of any digit $B$, $z = B + (A' - A)$, should make that digit bolder while keeping
+# its identity.
+
+# %%
+ink = x_train.flatten(1).sum(1)  # how much ink each training digit has
+with torch.no_grad():
+    codes_train = vae16.encode(x_train.to(device))[0].cpu()
+bold, thin = ink >= ink.quantile(0.75), ink <= ink.quantile(0.25)
+bolder = codes_train[bold].mean(0) - codes_train[thin].mean(0)  # A' - A
+steps = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])
+rows = {}
+with torch.no_grad():
+    for i in range(5):
+        rows[f"digit {int(y_test[i])}"] = vae16.decode((z_vae[i] + steps.unsqueeze(1) * bolder).to(device)).cpu()
+    thinner = vae16.decode((z_vae - bolder).to(device)).cpu()
+    same = vae16.decode(z_vae.to(device)).cpu()
+    thicker = vae16.decode((z_vae + bolder).to(device)).cpu()
+show_rows(rows)
+plt.show()
+ink_of = lambda images: images.flatten(1).sum(1).mean().item()  # noqa: E731
+print(f"mean ink: B - (A' - A) {ink_of(thinner):.0f},  B {ink_of(same):.0f},  B + (A' - A) {ink_of(thicker):.0f}")
+assert ink_of(thinner) < ink_of(same) < ink_of(thicker)
+
+# %% [markdown]
+# The columns go from $B - (A' - A)$ through $B$ to $B + (A' - A)$: thinner to bolder, same digit.
+#
+# ## The latent explorer
+# Sixteen sliders, one per latent dimension of the convolutional VAE. Pick a test image with the `image` slider and
+# press **start from this image** to jump to its code, then move single dimensions and watch which property each one
+# controls (slant, width, thickness, the digit itself). Every slider position decodes to something digit-like: there
+# are no gaps to fall into.
+
+# %%
+explorer = LatentExplorer(vae16.decode, latent_dim=16, value_range=(-3, 3), images=x_test[:50],
+                          encode=lambda x: vae16.encode(x)[0])
+explorer.start_button.click()  # start from test image 0
+assert torch.allclose(explorer.z, z_vae[:1], atol=explorer.sliders[0].step)
+start = time.perf_counter()
+for value in torch.linspace(-2, 2, 20).tolist():
+    explorer.sliders[0].value = value
+redraw_ms = (time.perf_counter() - start) / 20 * 1000
+print(f"one slider move: decode + PNG in {redraw_ms:.1f} ms")
+explorer
+
+# %% [markdown]
+# ## Beta: the price of information
+# Put a weight $\beta$ on the KL term: $L = -\mathbb{E}_q[\log p_\theta(x \mid z)] + \beta\, D_\text{KL}(q_\phi(z \mid x)
+# \| p(z))$. $\beta = 1$ is the true ELBO. Before running the next cells, predict what a larger $\beta$ does.
+#
+# ### Exercise 3 — predict the effect of beta
+
+# %%
+my_choice = None  # YOUR ANSWER HERE: "a", "b" or "c"
+exercises.check("beta", my_choice)
+# exercises.solution("beta")
+
+# %% [markdown]
+# Now train the 2-D VAE with a small and a large $\beta$ and compare, on the test set, the two terms (each measured
+# the same way, whatever $\beta$ was used in training), the reconstructions, samples from the prior, and the latent
+# maps.
+
+# %%
+vaes = {1.0: vae2}
+for beta in (0.2, 5.0):
+    vaes[beta] = MLPVAE(latent_dim=2)
+    train_model(vaes[beta], vae_step(beta=beta), f"VAE, 2-D code, beta = {beta}", EPOCHS_2D, keys=["recon", "kl"])
+vaes = dict(sorted(vaes.items()))
+
+# %%
+terms = {}
+with torch.no_grad():
+    for beta, model in vaes.items():
+        mu, logvar = model.encode(x_test.to(device))
+        recon = bernoulli_nll(x_test.to(device), model.decoder(mu)).mean().item()
+        kl = kl_to_standard_normal(mu, logvar).mean().item()
+        terms[beta] = (recon, kl)
+        print(f"beta = {beta:3.1f}: reconstruction {recon:6.1f} nats, KL {kl:5.2f} nats")
+recons, kls = [r for r, _ in terms.values()], [k for _, k in terms.values()]
+assert recons == sorted(recons) and kls == sorted(kls, reverse=True), "larger beta: worse reconstruction, smaller KL"
+
+# %%
+fig, axes = plt.subplots(2, 3, figsize=(16, 10))
+with torch.no_grad():
+    for col, (beta, model) in enumerate(vaes.items()):
+        latent_scatter(model.encode(x_test.to(device))[0].cpu(), y_test, ax=axes[0, col], title=f"beta = {beta}")
+        shown = torch.cat([x_test[:8], model(x_test[:8].to(device)).cpu(), model.sample(16, torch.Generator().manual_seed(0)).cpu()])
+        show_images(shown, nrow=8, ax=axes[1, col], title="test digits / reconstructions / samples")
+plt.show()
+
+# %% [markdown]
+# With a small $\beta$ the codes are cheap: the VAE keeps more detail (sharper reconstructions) but the codes spread
+# out and samples from $\mathcal{N}(0, I)$ get worse. With a large $\beta$ the codes crowd into the prior and carry
+# little information: reconstructions blur and digits merge. $\beta$ trades faithful reconstructions against a
+# well-filled latent space.
+#
+# ## Summary
+# - A VAE's encoder outputs a Gaussian $q_\phi(z \mid x)$; the **reparameterization trick** $z = \mu + \sigma\epsilon$
+#   lets gradients through the sampling.
+# - The loss is the negative **ELBO**: reconstruction + KL to the prior $\mathcal{N}(0, I)$ (closed form).
+# - The KL term closes the **gaps**: codes fill the prior, so samples, interpolations and arithmetic all decode to
+#   digits. The price is blur.
+# - **Next (lesson 3, GANs):** a generator trained against a critic instead of a likelihood, which gives sharp
+#   samples.
