@@ -108,3 +108,20 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def start_lesson(lesson: str, seed: int = 0) -> tuple[str, LessonSettings, torch.device]:
+    """What every lesson's setup cell does: read the profile, look up the lesson's sizes, pick the device, seed
+    everything, and make figures big enough to read from the back of a classroom.
+
+        PROFILE, S, device = start_lesson("autoencoders")
+    """
+    import matplotlib.pyplot as plt
+
+    profile = profile_name()
+    settings = lesson_settings(lesson, profile)
+    device = pick_device()
+    seed_everything(seed)
+    plt.rcParams.update({"figure.dpi": 100, "font.size": 12})
+    print(f"profile={profile}  device={device}  {settings}")
+    return profile, settings, device

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.1
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -58,7 +58,7 @@ from course_lib import exercises
 from course_lib.autoencoders import (PCA, ConvAutoencoder, MLPAutoencoder, add_gaussian_noise, ae_loss, downsample,
                                      fit_code_gaussian, latent_grid, mask_square, random_corruption)
 from course_lib.classifiers import accuracy, fit_linear_classifier
-from course_lib.config import N_SCORED, lesson_settings, pick_device, profile_name, seed_everything
+from course_lib.config import N_SCORED, seed_everything, start_lesson
 from course_lib.data import load_dataset, make_loader
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import quality_report
@@ -66,12 +66,7 @@ from course_lib.plotting import latent_scatter, show_images, show_rows
 from course_lib.training import fit
 from course_lib.widgets import LatentExplorer
 
-PROFILE = profile_name()
-S = lesson_settings("autoencoders")
-device = pick_device()
-seed_everything(0)
-plt.rcParams.update({"figure.dpi": 100, "font.size": 12})
-print(f"profile={PROFILE}  device={device}  {S}")
+PROFILE, S, device = start_lesson("autoencoders")  # sizes for this profile, device, seeds
 
 # %% [markdown]
 # ## The data

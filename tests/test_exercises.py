@@ -11,6 +11,9 @@ RIGHT_ANSWERS = {
     "mask_pixels": exercises.mask_pixels_solution,
     "ae_params": 784 * 512 + 512 + 512 * 256 + 256 + 256 * 2 + 2,  # 533762
     "linear_ae": "b",
+    "kl": exercises.kl_solution,
+    "reparameterize": exercises.reparameterize_solution,
+    "beta": "b",
 }
 
 
@@ -48,6 +51,16 @@ def mask_in_place(x, p):
         ("mask_pixels", lambda x, p: x * (torch.rand_like(x) >= 0.5), "about 30% of pixels"),
         ("ae_params", 784 * 512 + 512 * 256 + 256 * 2, "bias"),
         ("linear_ae", "a", "Eckart-Young"),
+        ("kl", lambda m, lv: 0.5 * (1 + lv - m**2 - lv.exp()).sum(1), "sign is flipped"),
+        ("kl", lambda m, lv: -(1 + lv - m**2 - lv.exp()).sum(1), "factor 2"),
+        ("kl", lambda m, lv: -0.5 * (1 + lv - m**2 - lv.exp()).sum(), "one KL value per image"),
+        ("kl", lambda m, lv: -0.5 * (1 + torch.log(lv**2) - m**2 - lv**2).sum(1), "logvar is log(sigma^2)"),
+        ("reparameterize", lambda m, lv: torch.normal(m, (0.5 * lv).exp()), "torch.normal"),
+        ("reparameterize", lambda m, lv: torch.normal(m.detach(), (0.5 * lv.detach()).exp()), "random node"),
+        ("reparameterize", lambda m, lv: m + lv.exp() * torch.randn_like(m), "exp(logvar / 2)"),
+        ("reparameterize", lambda m, lv: m + 0 * lv, "no randomness"),
+        ("beta", "a", "beta multiplies the KL term"),
+        ("beta", "c", "balance"),
     ],
 )
 def test_typical_mistakes_get_their_hint(name, answer, hint, capsys):
