@@ -431,6 +431,7 @@ with torch.no_grad():
         latent_scatter(model.encode(x_test.to(device))[0].cpu(), y_test, ax=axes[0, col], title=f"beta = {beta}")
         shown = torch.cat([x_test[:8], model(x_test[:8].to(device)).cpu(), model.sample(16, torch.Generator().manual_seed(0)).cpu()])
         show_images(shown, nrow=8, ax=axes[1, col], title="test digits / reconstructions / samples")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
