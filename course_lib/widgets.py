@@ -55,18 +55,20 @@ class LatentExplorer:
             )
             for i in range(latent_dim)
         ]
-        self.image = widgets.Image(format="png", width=28 * scale, height=28 * scale)
+        side = f"{28 * scale}px"  # a fixed square, so the box around it cannot stretch the digit
+        self.image = widgets.Image(format="png", layout=widgets.Layout(width=side, height=side))
         self.reset = widgets.Button(description="all to 0")
         self.reset.on_click(lambda _: self.set_latent(torch.zeros(latent_dim)))
         self._updating = False
         for slider in self.sliders:
             slider.observe(self._on_change, names="value")
         controls = widgets.VBox(self.sliders + [self.reset])
-        self.widget = widgets.HBox([controls, self.image])
+        parts = [controls, self.image]
         if images is not None:
             if encode is None:
                 raise ValueError("To start from an image the explorer needs `encode` as well as `images`.")
-            self.widget = widgets.HBox([controls, self.image, self._image_picker(images, encode, scale)])
+            parts.append(self._image_picker(images, encode, scale))
+        self.widget = widgets.HBox(parts, layout=widgets.Layout(align_items="flex-start"))
         if start is not None:
             self.set_latent(start)
         else:
@@ -75,8 +77,10 @@ class LatentExplorer:
     def _image_picker(self, images: torch.Tensor, encode, scale: int) -> widgets.VBox:
         """An index slider over `images`, a preview, and a button that moves the sliders to the shown image's code."""
         self.picker = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
-        preview = widgets.Image(value=to_png(images[0], scale // 2), format="png", width=14 * scale, height=14 * scale)
-        self.start_button = widgets.Button(description="start from this image")
+        side = f"{14 * scale}px"
+        preview = widgets.Image(value=to_png(images[0], scale // 2), format="png",
+                                layout=widgets.Layout(width=side, height=side))
+        self.start_button = widgets.Button(description="start from this image", layout=widgets.Layout(width="200px"))
 
         def show(change):
             preview.value = to_png(images[change["new"]], scale // 2)
