@@ -2,16 +2,21 @@
 
 One module per idea:
 
-- `config`       profiles (`COURSE_PROFILE`), device choice, seeding
-- `data`         MNIST / Fashion-MNIST, offline first (a real MNIST subset ships inside the package)
-- `autoencoders` lesson 1: MLP and convolutional autoencoders, PCA, corruptions for denoising
-- `training`     one `fit` loop with callbacks, history, checkpoints and clean interrupts
-- `checkpoints`  safetensors weights and resumable training state
-- `liveplot`     a live loss / image figure that updates in place
-- `plotting`     image grids, latent scatter plots, PNG bytes
-- `widgets`      the latent explorer
-- `classifiers`  linear probes that measure what a representation knows
-- `exercises`    self-checking exercises with hints and solutions
+- `config`           profiles (`COURSE_PROFILE`), device choice, seeding, `start_lesson`
+- `data`             MNIST / Fashion-MNIST, offline first (a real MNIST subset ships inside the package), augmentation
+- `autoencoders`     lesson 1: MLP and convolutional autoencoders, PCA, corruptions for denoising
+- `vae`              lesson 2: reparameterization, closed-form KL, ELBO, MLP and convolutional VAEs, lerp / slerp
+- `training`         one `fit` loop with callbacks, history, checkpoints and clean interrupts
+- `checkpoints`      safetensors weights and resumable training state
+- `liveplot`         a live loss / image figure that updates in place
+- `plotting`         image grids, latent scatter plots, PNG bytes
+- `widgets`          the latent explorer
+- `classifiers`      linear probes, and the digit classifier behind the metrics
+- `metrics`          Frechet distance, class accuracy, precision / recall, with reference points
+- `benchmark`        `python -m course_lib.benchmark`: train, sample and score every lesson's model
+- `results_table`    the README's results table, made from a benchmark's results.json
+- `train_classifier` `python -m course_lib.train_classifier`: retrains the bundled digit classifier
+- `exercises`        self-checking exercises with hints and solutions
 """
 
 __version__ = "0.1.0"
