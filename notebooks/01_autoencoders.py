@@ -44,6 +44,8 @@ COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is pu
 if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
     if not COURSE_REPO:
         raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
+    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
 
 # %% [markdown]
