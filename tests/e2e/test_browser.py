@@ -1,0 +1,161 @@
+"""End to end, as a student sees it: JupyterLab on the loopback address, each lesson opened in a real (headless)
+Chromium, Run All in the `smoke` profile, then the latent explorer's sliders and buttons moved with the mouse.
+
+Needs Debian's Chromium (`apt-get install chromium`) and the `e2e` extra (`pip install -e ".[course,e2e]"`, which
+brings playwright; no browser is downloaded). Run it with
+
+    COURSE_E2E=1 .venv/bin/python -m pytest tests/e2e
+
+Screenshots of every step land in `COURSE_E2E_SHOTS` (default: a temporary folder, printed).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(os.environ.get("COURSE_E2E") != "1", reason="browser test: set COURSE_E2E=1")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab serving a *copy* of notebooks/ (so autosave never writes outputs into the repository)."""
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    port, token = _free_port(), "e2e"
+    env = {**os.environ, "COURSE_PROFILE": "smoke", "COURSE_OFFLINE": "1"}
+    env.pop("COURSE_HEADLESS", None)  # a browser is watching: let the live plots draw
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root / 'notebooks'}",
+         f"--LabApp.user_settings_dir={root / 'settings'}", f"--LabApp.workspaces_dir={root / 'workspaces'}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield url, token
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed: apt-get install chromium")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots():
+    folder = Path(os.environ.get("COURSE_E2E_SHOTS") or tempfile.mkdtemp(prefix="course-e2e-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots in {folder}")
+    return folder
+
+
+def run_all(browser, lab, notebook: str, timeout_s: float = 240):
+    url, token = lab
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{url}/lab/tree/{notebook}?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    time.sleep(5)  # let the kernel start; Run All would queue behind it anyway
+    page.click("text=Run", timeout=10_000)  # the Run menu
+    page.click("text=Run All Cells", timeout=10_000)
+    start = time.time()
+    time.sleep(5)
+    while page.locator(".jp-InputPrompt:has-text('[*]')").count() and time.time() - start < timeout_s:
+        time.sleep(2)
+    assert page.locator(".jp-InputPrompt:has-text('[*]')").count() == 0, f"{notebook} still running after {timeout_s} s"
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    tracebacks = [errors.nth(i).inner_text() for i in range(errors.count()) if "Error" in errors.nth(i).inner_text()]
+    assert not tracebacks, f"{notebook}: a cell failed:\n{tracebacks[0][:2000]}"
+    return page
+
+
+def drag(page, handle, dx: float):
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=10)
+    page.mouse.up()
+
+
+def image_src(explorer):
+    return explorer.locator("img").first.get_attribute("src")
+
+
+def wait_for_new_image(explorer, before: str, timeout_s: float = 10) -> str:
+    start = time.time()
+    while image_src(explorer) == before and time.time() - start < timeout_s:
+        time.sleep(0.1)
+    return image_src(explorer)
+
+
+def test_lesson_1_runs_and_its_explorer_responds(browser, lab, shots):
+    page = run_all(browser, lab, "01_autoencoders.ipynb")
+    explorer = page.locator(".widget-hbox:has(button:has-text('all to 0'))").first
+    explorer.scroll_into_view_if_needed()
+    explorer.screenshot(path=shots / "lesson1_explorer_0.png")
+    handles = explorer.locator(".ui-slider-handle, .noUi-handle")
+    assert handles.count() == 2  # a 2-D code
+    for i, dx in enumerate([80, -120]):
+        before = image_src(explorer)
+        drag(page, handles.nth(i), dx)
+        assert wait_for_new_image(explorer, before) != before, f"moving slider z{i + 1} did not change the image"
+        explorer.screenshot(path=shots / f"lesson1_explorer_{i + 1}.png")
+    before = image_src(explorer)
+    explorer.locator("button:has-text('all to 0')").click()
+    assert wait_for_new_image(explorer, before) != before
+    explorer.screenshot(path=shots / "lesson1_explorer_reset.png")
+    page.screenshot(path=shots / "lesson1_page.png")
+    page.close()
+
+
+def test_lesson_2_runs_and_its_explorer_starts_from_a_chosen_image(browser, lab, shots):
+    page = run_all(browser, lab, "02_variational_autoencoders.ipynb")
+    explorer = page.locator(".widget-hbox:has(button:has-text('all to 0'))").first
+    explorer.scroll_into_view_if_needed()
+    explorer.screenshot(path=shots / "lesson2_explorer_0.png")
+    handles = explorer.locator(".ui-slider-handle, .noUi-handle")
+    assert handles.count() == 17  # 16 latent dimensions and the image picker
+    values = explorer.locator(".widget-readout")
+    drag(page, handles.nth(16), 60)  # pick another test image
+    time.sleep(0.5)
+    readouts_before = [values.nth(i).inner_text() for i in range(16)]
+    before = image_src(explorer)
+    explorer.locator("button:has-text('start from this image')").click()
+    assert wait_for_new_image(explorer, before) != before, "starting from another image did not change the image"
+    assert [values.nth(i).inner_text() for i in range(16)] != readouts_before, "the sliders did not move"
+    explorer.screenshot(path=shots / "lesson2_explorer_1.png")
+    before = image_src(explorer)
+    drag(page, handles.nth(2), 90)
+    assert wait_for_new_image(explorer, before) != before, "moving slider z3 did not change the image"
+    explorer.screenshot(path=shots / "lesson2_explorer_2.png")
+    page.close()
