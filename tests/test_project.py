@@ -85,3 +85,18 @@ def test_bundled_mnist_files_match_their_recorded_sha256():
     assert len(recorded) == 4
     for name, digest in recorded.items():
         assert hashlib.sha256((BUNDLED_ROOT / "MNIST" / "raw" / name).read_bytes()).hexdigest() == digest
+
+
+def test_a_built_wheel_carries_the_bundled_data_and_weights(tmp_path):
+    """Colab installs the course as a wheel (pip install --no-deps git+...): the data must travel inside it."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+                    str(ROOT)], check=True, capture_output=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
+    for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]:
+        assert f"course_lib/assets/mnist_subset/MNIST/raw/{name}" in names
+    assert {"course_lib/assets/digit_classifier.safetensors", "course_lib/assets/digit_classifier.json",
+            "course_lib/assets/mnist_subset/PROVENANCE.md"} <= names
