@@ -146,8 +146,8 @@ plt.show()
 
 # %% [markdown]
 # Second: decode a regular grid over the whole latent plane (right) next to the codes of real digits (left).
-# Where there are no real codes (the gaps), the decoder has never been told what to draw, and it shows blurry
-# superpositions or shapes that are no digit at all.
+# Where there are no real codes (the gaps), the decoder has never been told what to draw. Look at those cells: blends
+# of neighbouring digits, and shapes that belong to no digit in particular.
 
 # %%
 lo, hi = z_test.quantile(0.01, dim=0), z_test.quantile(0.99, dim=0)

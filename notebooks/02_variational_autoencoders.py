@@ -284,8 +284,9 @@ assert report_fitted["fd"] < report_ae["fd"], "a Gaussian fitted to the codes sh
 # ## The 2-D manifold
 # Kingma & Welling's figure 4: with a 2-D code, lay a grid over the *probability* of each coordinate, map it through
 # the inverse normal CDF $z_j = \Phi^{-1}(u_j)$, $u_j \in (0, 1)$, and decode every point. Because the codes follow
-# $\mathcal{N}(0, I)$, this covers the prior evenly, and every cell holds a digit, morphing smoothly into its
-# neighbours. No gaps.
+# $\mathcal{N}(0, I)$, this covers the prior evenly. Look for cells that are no digit at all, and at how each digit
+# morphs into its neighbours. (The digit classifier is no judge here: on these blurry images it sees far fewer
+# digit classes than your eye does.)
 
 # %%
 n = 15
@@ -374,8 +375,8 @@ assert ink_of(thinner) < ink_of(same) < ink_of(thicker)
 # ## The latent explorer
 # Sixteen sliders, one per latent dimension of the convolutional VAE. Pick a test image with the `image` slider and
 # press **start from this image** to jump to its code, then move single dimensions and watch which property each one
-# controls (slant, width, thickness, the digit itself). Every slider position decodes to something digit-like: there
-# are no gaps to fall into.
+# controls (slant, width, thickness, the digit itself). Within about $\pm 2$ you stay where the prior put the
+# training codes; push a slider to $\pm 3$ and watch the image lose its shape.
 
 # %%
 explorer = LatentExplorer(vae16.decode, latent_dim=16, value_range=(-3, 3), images=x_test[:50],
@@ -436,10 +437,10 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# With a small $\beta$ the codes are cheap: the VAE keeps more detail (sharper reconstructions) but the codes spread
-# out and samples from $\mathcal{N}(0, I)$ get worse. With a large $\beta$ the codes crowd into the prior and carry
-# little information: reconstructions blur and digits merge. $\beta$ trades faithful reconstructions against a
-# well-filled latent space.
+# The numbers above: a larger $\beta$ gives a worse reconstruction term and a smaller KL. In the figure, look at the
+# axes of the latent maps (a small $\beta$ lets the codes spread out, a large one squeezes them into the prior) and at
+# the reconstructions (sharper with a small $\beta$, blurrier with a large one). $\beta$ trades faithful
+# reconstructions against a latent space that matches the prior.
 #
 # ## Summary
 # - A VAE's encoder outputs a Gaussian $q_\phi(z \mid x)$; the **reparameterization trick** $z = \mu + \sigma\epsilon$

@@ -118,12 +118,17 @@ def wait_for_new_image(explorer, before: str, timeout_s: float = 10) -> str:
     return image_src(explorer)
 
 
-def test_lesson_1_runs_and_its_explorer_responds(browser, lab, shots):
-    page = run_all(browser, lab, "01_autoencoders.ipynb")
+def explorer_of(page, shots, lesson: str):
+    """The latent explorer's box (the one with an 'all to 0' button), scrolled into view and photographed."""
     explorer = page.locator(".widget-hbox:has(button:has-text('all to 0'))").first
     explorer.scroll_into_view_if_needed()
-    explorer.screenshot(path=shots / "lesson1_explorer_0.png")
-    handles = explorer.locator(".ui-slider-handle, .noUi-handle")
+    explorer.screenshot(path=shots / f"{lesson}_explorer_0.png")
+    return explorer, explorer.locator(".ui-slider-handle, .noUi-handle")
+
+
+def test_lesson_1_runs_and_its_explorer_responds(browser, lab, shots):
+    page = run_all(browser, lab, "01_autoencoders.ipynb")
+    explorer, handles = explorer_of(page, shots, "lesson1")
     assert handles.count() == 2  # a 2-D code
     for i, dx in enumerate([80, -120]):
         before = image_src(explorer)
@@ -140,10 +145,7 @@ def test_lesson_1_runs_and_its_explorer_responds(browser, lab, shots):
 
 def test_lesson_2_runs_and_its_explorer_starts_from_a_chosen_image(browser, lab, shots):
     page = run_all(browser, lab, "02_variational_autoencoders.ipynb")
-    explorer = page.locator(".widget-hbox:has(button:has-text('all to 0'))").first
-    explorer.scroll_into_view_if_needed()
-    explorer.screenshot(path=shots / "lesson2_explorer_0.png")
-    handles = explorer.locator(".ui-slider-handle, .noUi-handle")
+    explorer, handles = explorer_of(page, shots, "lesson2")
     assert handles.count() == 17  # 16 latent dimensions and the image picker
     values = explorer.locator(".widget-readout")
     drag(page, handles.nth(16), 60)  # pick another test image
