@@ -22,6 +22,7 @@ import torch
 from .autoencoders import ConvAutoencoder, ae_loss, fit_code_gaussian
 from .config import N_SCORED, PROFILES, lesson_settings, pick_device, seed_everything
 from .data import load_dataset, make_loader
+from .gans import GAN, DCGANDiscriminator, DCGANGenerator, GANGuard, GANStep, n_params
 from .metrics import quality_report
 from .training import CosineSchedule, fit
 from .vae import AUGMENT, ConvVAE, negative_elbo, vae_step
@@ -78,8 +79,25 @@ def train_vae(profile: str, device: torch.device) -> Trained:
                    extra={"nelbo_test": negative_elbo(model, test_x)})
 
 
-BUILT = {"ae": train_ae, "vae": train_vae}
-PLANNED = {"dcgan": 3, "ddpm": 4, "cgan": 5, "cvae": 5, "cfg": 5, "pix2pix": 5, "ldm": 6}  # name -> lesson
+def train_dcgan(profile: str, device: torch.device) -> Trained:
+    """Lesson 3's DCGAN (z of 100 numbers, width 32, non-saturating loss, D's inputs augmented on both sides),
+    sampled from z ~ N(0, I)."""
+    s = lesson_settings("gan", profile)
+    train = load_dataset("mnist", "train", n=s.n_train)
+    gan = GAN(DCGANGenerator(z_dim=100, width=32), DCGANDiscriminator(width=32)).to(device)
+    step = GANStep(gan, "non_saturating", lr_d=2e-4, lr_g=2e-4, augment=1.0, generator=torch.Generator().manual_seed(0))
+    history = fit(gan, make_loader(train, s.batch_size), step, None, s.epochs, device=device,
+                  callbacks=[GANGuard()], progress=False)
+
+    def sample(n, generator):
+        return gan.sample(n, generator).cpu(), None
+
+    return Trained(sample, n_params(gan.generator), history.seconds,
+                   extra={"d_params": n_params(gan.discriminator)})
+
+
+BUILT = {"ae": train_ae, "vae": train_vae, "dcgan": train_dcgan}
+PLANNED = {"ddpm": 4, "cgan": 5, "cvae": 5, "cfg": 5, "pix2pix": 5, "ldm": 6}  # name -> lesson
 NAMES = list(BUILT) + list(PLANNED)
 
 

@@ -16,6 +16,7 @@ With no `COURSE_PROFILE`, it is `gpu` when CUDA is there and `cpu` otherwise.
 
 import os
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ class LessonSettings:
     n_test: int  # held-out images
     epochs: int
     batch_size: int
+    toy_steps: int = 0  # lesson 3 only: training steps of each 2-D toy GAN
 
 
 # One row per lesson, one column per profile. Lessons look their numbers up here, never hard-code them.
@@ -45,6 +47,12 @@ _SETTINGS = {
         "smoke": LessonSettings(n_train=2048, n_test=500, epochs=10, batch_size=64),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=60, batch_size=64),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=30, batch_size=128),
+    },
+    # lesson 3: `epochs` and `batch_size` are DCGAN's; `toy_steps` is how long each 2-D toy GAN trains
+    "gan": {
+        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=3, batch_size=64, toy_steps=300),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=50, batch_size=64, toy_steps=2000),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=3000),
     },
 }
 LESSONS = tuple(_SETTINGS)
@@ -108,6 +116,18 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one CPU thread inside the block. These networks are tiny: a second thread gains nothing, and
+    when another program shares the cores, threads waiting for each other made a step 100 times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def start_lesson(lesson: str, seed: int = 0) -> tuple[str, LessonSettings, torch.device]:

@@ -36,7 +36,7 @@ class History:
     epochs: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     epoch: int = 0  # epochs completed
     seconds: float = 0.0  # time spent training
-    stopped: str | None = None  # None, "interrupted" or "nan"
+    stopped: str | None = None  # None, "interrupted", "nan", or the reason a callback's StopTraining gave
 
     def state_dict(self) -> dict:
         return {"steps": dict(self.steps), "epochs": dict(self.epochs), "epoch": self.epoch, "seconds": self.seconds}
@@ -49,8 +49,18 @@ class History:
         return history
 
 
+class StopTraining(Exception):
+    """Raised by a callback to end training early: `fit` prints `message`, records `reason` in `history.stopped`,
+    and keeps the model as it is."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
 class Callback:
-    """Override what you need. `state` has: model, history, epoch, step (global), logs (this step's numbers)."""
+    """Override what you need. `state` has: model, history, epoch, step (global), logs (this step's numbers).
+    A callback may raise `StopTraining` to end training with a message."""
 
     def on_step_end(self, state: "TrainState") -> None: ...
 
@@ -137,7 +147,7 @@ def fit(
                     sums[name] += value
                 count += 1
                 state.step, state.logs = state.step + 1, logs
-                bar.set_postfix(loss=f"{logs['loss']:.4g}")
+                bar.set_postfix({name: f"{value:.4g}" for name, value in list(logs.items())[:2]})
                 for cb in callbacks:
                     cb.on_step_end(state)
             for name, total in sums.items():
@@ -149,6 +159,9 @@ def fit(
                 save_training_state(checkpoint, model, optimizer, history, loader)
             for cb in callbacks:
                 cb.on_epoch_end(state)
+    except StopTraining as stop:
+        history.stopped = stop.reason
+        print(stop.message)
     except KeyboardInterrupt:
         history.stopped = "interrupted"
         print(
@@ -176,3 +189,33 @@ def _run_step(model, batch, step, optimizer) -> dict[str, float]:
         losses["loss"].backward()
         optimizer.step()
     return {k: float(v.detach()) for k, v in losses.items()}
+
+
+class Snapshots(Callback):
+    """Keep what `make(model)` returns (e.g. samples from fixed noise) every `every` steps and at the end, for a
+    scrubber over training. `frames[i]` was taken after `at_step[i]` steps.
+
+        snaps = Snapshots(lambda gan: gan.generator(fixed_z), every=100)
+        fit(..., callbacks=[snaps]);  FrameScrubber(snaps.frames)
+    """
+
+    def __init__(self, make: Callable[[torch.nn.Module], torch.Tensor], every: int):
+        self.make, self.every = make, every
+        self.frames: list[torch.Tensor] = []
+        self.at_step: list[int] = []
+
+    def take(self, model: torch.nn.Module, step: int) -> None:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            self.frames.append(self.make(model).detach().cpu())
+        model.train(was_training)
+        self.at_step.append(step)
+
+    def on_step_end(self, state: TrainState) -> None:
+        if state.step % self.every == 0:
+            self.take(state.model, state.step)
+
+    def on_train_end(self, state: TrainState) -> None:
+        if not self.at_step or self.at_step[-1] != state.step:
+            self.take(state.model, state.step)

@@ -1,7 +1,8 @@
 """Interactive widgets (core ipywidgets only, APIs common to versions 7 and 8, so they work on Colab too).
 
-The latent explorer: one slider per latent dimension of any decoder; moving a slider decodes the code at once and
-shows the image, sent to the browser as PNG bytes in an `ipywidgets.Image`.
+The latent explorer: one slider per latent dimension of any decoder (or per each of the first few, for a GAN's
+100-number z); moving a slider decodes the code at once and shows the image, sent to the browser as PNG bytes in an
+`ipywidgets.Image`. The frame scrubber: a slider and play button over frames computed beforehand.
 
     >>> from course_lib.autoencoders import MLPAutoencoder
     >>> explorer = LatentExplorer(MLPAutoencoder(latent_dim=2).decode, latent_dim=2)
@@ -27,6 +28,9 @@ class LatentExplorer:
     (`encode(x: (1, 1, 28, 28)) -> (1, latent_dim)`) to add a picker: choose one of those images, press
     "start from this image", and the sliders jump to its code. Show the explorer by leaving the object last in a
     cell, or with `display(explorer.widget)`.
+
+    For a long code (a GAN's z has 100 numbers) give `n_sliders`: sliders move the first `n_sliders` numbers, and
+    the others keep the values of `start` (or of the last `set_latent` code).
     """
 
     def __init__(
@@ -38,9 +42,14 @@ class LatentExplorer:
         scale: int = 8,
         images: torch.Tensor | None = None,
         encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        n_sliders: int | None = None,
     ):
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
+        n_sliders = latent_dim if n_sliders is None else n_sliders
+        if not 1 <= n_sliders <= latent_dim:
+            raise ValueError(f"n_sliders must be between 1 and latent_dim={latent_dim}, got {n_sliders}.")
+        self.base = torch.zeros(latent_dim)  # the code's values that have no slider
         low, high = float(value_range[0]), float(value_range[1])
         if not low < 0 < high:
             raise ValueError(f"value_range must contain 0 (the centre of the latent space), got {value_range}.")
@@ -53,12 +62,12 @@ class LatentExplorer:
                 value=0.0, min=low, max=high, step=step, description=f"z{i + 1}",
                 continuous_update=True, readout_format=".2f", layout=widgets.Layout(width="320px"),
             )
-            for i in range(latent_dim)
+            for i in range(n_sliders)
         ]
         side = f"{28 * scale}px"  # a fixed square, so the box around it cannot stretch the digit
         self.image = widgets.Image(format="png", layout=widgets.Layout(width=side, height=side))
         self.reset = widgets.Button(description="all to 0")
-        self.reset.on_click(lambda _: self.set_latent(torch.zeros(latent_dim)))
+        self.reset.on_click(lambda _: self._sliders_to_zero())
         self._updating = False
         for slider in self.sliders:
             slider.observe(self._on_change, names="value")
@@ -94,16 +103,24 @@ class LatentExplorer:
         self.start_button.on_click(start)
         return widgets.VBox([self.picker, preview, self.start_button])
 
+    def _sliders_to_zero(self) -> None:
+        z = self.base.clone()
+        z[: len(self.sliders)] = 0
+        self.set_latent(z)
+
     @property
     def z(self) -> torch.Tensor:
         """The code the sliders show now, shaped (1, latent_dim)."""
-        return torch.tensor([[s.value for s in self.sliders]], dtype=torch.float32)
+        z = self.base.clone()
+        z[: len(self.sliders)] = torch.tensor([s.value for s in self.sliders], dtype=torch.float32)
+        return z.unsqueeze(0)
 
     def set_latent(self, z: torch.Tensor) -> None:
         """Move all sliders to code `z` (shape (latent_dim,) or (1, latent_dim)) and redraw once."""
         z = torch.as_tensor(z, dtype=torch.float32).detach().cpu().flatten()
         if z.numel() != self.latent_dim:
             raise ValueError(f"This explorer has {self.latent_dim} latent dimensions; got a code with {z.numel()} values.")
+        self.base = z.clone()
         self._updating = True  # one redraw for the whole move, not one per slider
         try:
             for slider, value in zip(self.sliders, z.tolist()):
@@ -126,6 +143,49 @@ class LatentExplorer:
     @torch.no_grad()
     def _redraw(self) -> None:
         self.image.value = to_png(self.decode(self.z.to(self._device()))[0], self.scale)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class FrameScrubber:
+    """A slider and a play button over frames computed beforehand (e.g. sample grids saved during training, or the
+    steps of a diffusion trajectory). Moving the slider only swaps PNG images that are already made, so it responds
+    at once however expensive the frames were to compute.
+
+    `frames` is a list of image batches (B, 1, H, W) in [0, 1], each shown as one grid of `nrow` columns, and
+    `captions` (optional) one text per frame.
+
+    >>> scrubber = FrameScrubber([torch.zeros(4, 1, 28, 28), torch.ones(4, 1, 28, 28)], captions=["start", "end"])
+    >>> scrubber.slider.value = 1
+    >>> scrubber.caption.value
+    'end'
+    """
+
+    def __init__(self, frames: list[torch.Tensor], captions: list[str] | None = None, nrow: int = 8,
+                 scale: int = 3, interval_ms: int = 300, description: str = "frame"):
+        if len(frames) == 0:
+            raise ValueError("FrameScrubber needs at least one frame; pass a list of image batches.")
+        if captions is not None and len(captions) != len(frames):
+            raise ValueError(f"Got {len(frames)} frames but {len(captions)} captions; give one caption per frame.")
+        from .plotting import image_grid
+
+        self.pngs = [to_png(torch.from_numpy(image_grid(frame, nrow)), scale) for frame in frames]
+        self.captions = captions or [f"{description} {i}" for i in range(len(frames))]
+        last = len(frames) - 1
+        self.slider = widgets.IntSlider(value=last, min=0, max=last, description=description,
+                                        layout=widgets.Layout(width="500px"))
+        self.play = widgets.Play(value=last, min=0, max=last, interval=interval_ms)
+        widgets.link((self.play, "value"), (self.slider, "value"))
+        self.image = widgets.Image(value=self.pngs[last], format="png")
+        self.caption = widgets.Label(value=self.captions[last])
+        self.slider.observe(self._show, names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.play, self.slider, self.caption]), self.image])
+
+    def _show(self, change) -> None:
+        self.image.value, self.caption.value = self.pngs[change["new"]], self.captions[change["new"]]
 
     def _ipython_display_(self):
         from IPython.display import display

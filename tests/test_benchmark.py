@@ -10,7 +10,7 @@ from course_lib.config import N_SCORED
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    benchmark.main(["--profile", "smoke", "--out", str(out), "--only", "ae", "vae", "dcgan"])
+    benchmark.main(["--profile", "smoke", "--out", str(out), "--only", "ae", "vae", "dcgan", "ddpm"])
     return out
 
 
@@ -22,7 +22,10 @@ def test_smoke_run_writes_results_for_built_models_and_says_which_are_not_built(
     assert ae["n_images"] == N_SCORED["smoke"]
     assert ae["fd_real"] < ae["fd"] < ae["fd_noise"]
     assert 0 <= ae["precision"] <= 1 and 0 <= ae["recall"] <= 1
-    assert results["dcgan"] == {"status": "not built yet (lesson 3)"}
+    assert results["ddpm"] == {"status": "not built yet (lesson 4)"}
+    dcgan = results["dcgan"]
+    assert dcgan["status"] == "ok" and dcgan["fd_real"] < dcgan["fd"] < dcgan["fd_noise"]
+    assert dcgan["n_params"] > dcgan["d_params"] > 10_000
     vae = results["vae"]
     assert vae["status"] == "ok" and 80 < vae["nelbo_test"] < 543  # below 784 log 2, the NELBO of a coin flip
     assert vae["fd_real"] < vae["fd"] < vae["fd_noise"]
@@ -37,15 +40,15 @@ def test_smoke_run_writes_images_in_range(smoke_run):
 
 
 def test_unknown_model_name_lists_the_valid_ones(tmp_path):
-    with pytest.raises(SystemExit, match="Valid names: ae, vae, dcgan"):
+    with pytest.raises(SystemExit, match="Valid names: ae, vae, dcgan, ddpm"):
         benchmark.main(["--profile", "smoke", "--out", str(tmp_path), "--only", "gpt"])
 
 
 def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke_run, tmp_path):
     text = results_table.table(json.loads((smoke_run / "results.json").read_text()))
     lines = text.splitlines()
-    assert len(lines) == 5 and lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
-    assert "not built yet" in lines[4]
+    assert len(lines) == 6 and lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
+    assert lines[4].startswith("| dcgan | smoke |") and "not built yet" in lines[5]
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results_table.START}\nold table\n{results_table.END}\nrest\n")
     results_table.replace_in(readme, text)

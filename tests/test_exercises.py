@@ -14,6 +14,10 @@ RIGHT_ANSWERS = {
     "kl": exercises.kl_solution,
     "reparameterize": exercises.reparameterize_solution,
     "beta": "b",
+    "gan_d_loss": exercises.gan_d_loss_solution,
+    "g_loss_ns": exercises.g_loss_non_saturating_solution,
+    "optimal_d": 0.75,
+    "v_at_optimum": -1.3863,
 }
 
 
@@ -90,3 +94,30 @@ def test_unknown_exercise_lists_the_real_ones():
 def test_solution_prints_an_answer(name, capsys):
     solution(name)
     assert len(capsys.readouterr().out.strip()) > 0
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (lambda r, f: torch.log(r).mean() + torch.log(1 - f).mean(), "sign is flipped"),
+    (lambda r, f: -(torch.log(f).mean() + torch.log(1 - r).mean()), "swapped"),
+    (lambda r, f: -(torch.log(r) + torch.log(1 - f)), "single number"),
+])
+def test_gan_d_loss_mistakes_get_their_hint(answer, hint, capsys):
+    assert check("gan_d_loss", answer) is False
+    assert hint in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (lambda f: torch.log(1 - f).mean(), "saturates"),
+    (lambda f: -torch.log(1 - f).mean(), "flips the target"),
+])
+def test_non_saturating_mistakes_get_their_hint(answer, hint, capsys):
+    assert check("g_loss_ns", answer) is False
+    assert hint in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, answer, hint", [
+    ("optimal_d", 0.25, "real"), ("optimal_d", 3.0, "ratio"), ("v_at_optimum", 0.0, "constant remains"),
+])
+def test_gan_theory_mistakes_get_their_hint(name, answer, hint, capsys):
+    assert check(name, answer) is False
+    assert hint in capsys.readouterr().out

@@ -156,3 +156,28 @@ def test_self_updating_step_without_optimizer_is_driven_and_recorded():
     history = fit(model, regression_batches(), step, None, epochs=3, progress=False)
     assert len(history.steps["loss"]) == 12 and history.steps["other"] == [1.0] * 12
     assert history.epochs["loss"][-1] < 0.1 * history.epochs["loss"][0]
+
+
+def test_snapshots_keep_frames_every_n_steps_and_at_the_end():
+    from course_lib.training import Snapshots
+
+    model = linear_model()
+    snaps = Snapshots(lambda m: m.weight.detach().clone(), every=3)
+    fit(model, regression_batches(), mse_step, sgd(model), epochs=2, callbacks=[snaps], progress=False)
+    assert snaps.at_step == [3, 6, 8] and len(snaps.frames) == 3
+    assert not torch.equal(snaps.frames[0], snaps.frames[-1])
+
+
+def test_a_callback_can_stop_training_with_a_message(capsys):
+    from course_lib.training import StopTraining
+
+    class StopAtFive(Callback):
+        def on_step_end(self, state):
+            if state.step == 5:
+                raise StopTraining("enough", "Stopped: five steps are enough.")
+
+    model = linear_model()
+    history = fit(model, regression_batches(), mse_step, sgd(model), epochs=3, callbacks=[StopAtFive()],
+                  progress=False)
+    assert history.stopped == "enough" and len(history.steps["loss"]) == 5
+    assert "five steps are enough" in capsys.readouterr().out

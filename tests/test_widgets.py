@@ -89,3 +89,38 @@ def test_start_from_an_image_moves_the_sliders_to_its_code(decoder):
 def test_images_without_encode_is_a_clear_error(decoder):
     with pytest.raises(ValueError, match="encode"):
         LatentExplorer(decoder.decode, latent_dim=2, images=torch.rand(2, 1, 28, 28))
+
+
+def test_frame_scrubber_swaps_prepared_frames():
+    from course_lib.widgets import FrameScrubber
+
+    frames = [torch.full((4, 1, 28, 28), v) for v in (0.0, 0.5, 1.0)]
+    scrubber = FrameScrubber(frames, captions=["a", "b", "c"])
+    assert scrubber.slider.value == 2 and scrubber.caption.value == "c"  # opens on the last frame
+    for i in [0, 2, 1, 0, 2, 1]:  # rapid moves: the last one wins
+        scrubber.slider.value = i
+    assert bytes(scrubber.image.value) == scrubber.pngs[1] and scrubber.caption.value == "b"
+    assert len(set(scrubber.pngs)) == 3
+    scrubber.play.value = 0  # the play button drives the slider
+    assert scrubber.slider.value == 0
+    with pytest.raises(ValueError, match="one caption per frame"):
+        FrameScrubber(frames, captions=["a"])
+
+
+def test_explorer_with_fewer_sliders_than_latent_numbers():
+    seen = []
+
+    def decode(z):
+        seen.append(z.clone())
+        return torch.sigmoid(z[:, :1]).view(1, 1, 1, 1).expand(1, 1, 28, 28)
+
+    start = torch.arange(10, dtype=torch.float32) / 10
+    explorer = LatentExplorer(decode, latent_dim=10, n_sliders=3, start=start)
+    assert len(explorer.sliders) == 3
+    explorer.sliders[1].value = -2.0
+    z = seen[-1][0]
+    assert z[1] == -2.0 and torch.equal(z[3:], start[3:])  # the numbers without sliders keep start's values
+    explorer.reset.click()
+    assert torch.equal(seen[-1][0][:3], torch.zeros(3)) and torch.equal(seen[-1][0][3:], start[3:])
+    with pytest.raises(ValueError, match="n_sliders"):
+        LatentExplorer(decode, latent_dim=10, n_sliders=11)

@@ -1,0 +1,329 @@
+"""Generative adversarial networks (lesson 3): Goodfellow et al. 2014, DCGAN (Radford et al. 2015), WGAN-GP
+(Gulrajani et al. 2017).
+
+A generator G turns noise z ~ N(0, I) into a sample; a discriminator D says how likely its input is real. They play
+
+    min_G max_D V(D, G) = E_{x ~ p_data} [log D(x)] + E_{z ~ p(z)} [log(1 - D(G(z)))]
+
+Every discriminator here outputs a *logit* l with D(x) = sigmoid(l): log D = -softplus(-l) and
+log(1 - D) = -softplus(l) are then exact even where D is 0 or 1.
+
+    >>> gan = GAN(MLPGenerator(), MLPDiscriminator())
+    >>> step = GANStep(gan, loss="non_saturating")
+    >>> logs = step(gan, (torch.randn(64, 2),))
+    >>> sorted(logs)
+    ['d_fake', 'd_loss', 'd_real', 'g_loss']
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import random_affine
+from .training import Callback, StopTraining, TrainState
+
+# ---------------------------------------------------------------- losses (one function per equation)
+
+
+def value_function(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """V(D, G) = mean log D(x) + mean log(1 - D(G(z))), estimated on a batch. D maximizes it, G minimizes it.
+
+    >>> value_function(torch.zeros(4), torch.zeros(4))  # D = 1/2 everywhere: V = 2 log(1/2) = -log 4
+    tensor(-1.3863)
+    """
+    return -F.softplus(-real_logits).mean() - F.softplus(fake_logits).mean()
+
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss: -V(D, G), i.e. binary cross-entropy with label 1 for real and 0 for generated."""
+    return -value_function(real_logits, fake_logits)
+
+
+def g_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """G's part of V: mean log(1 - D(G(z))), which G minimizes. Its gradient vanishes when D(G(z)) is near 0,
+    which is exactly where G starts: D rejects early fakes easily, and G learns almost nothing."""
+    return -F.softplus(fake_logits).mean()
+
+
+def g_loss_non_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss: -mean log D(G(z)). Same fixed point as the minimax loss, but its gradient
+    is largest where D(G(z)) is near 0, so G learns fastest when it is worst."""
+    return F.softplus(-fake_logits).mean()
+
+
+def critic_loss_wasserstein(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN critic loss: mean f(G(z)) - mean f(x). Minimizing it makes the score gap, an estimate of the
+    Wasserstein-1 distance when f is 1-Lipschitz, as large as possible."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def g_loss_wasserstein(fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN generator loss: -mean f(G(z)): move the samples to where the critic scores them as real."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP's penalty: mean (||grad_x f(x_hat)|| - 1)^2 at points x_hat on lines between real and fake samples;
+    it keeps the critic close to 1-Lipschitz, which the Wasserstein distance needs."""
+    shape = (len(real),) + (1,) * (real.ndim - 1)
+    t = torch.rand(shape, generator=generator).to(real.device)
+    between = (t * real + (1 - t) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(between).sum(), between, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+LOSSES = ("minimax", "non_saturating", "wgan_gp")
+
+# ---------------------------------------------------------------- the theory, made numeric
+
+
+def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
+    """D*(x) = p_data(x) / (p_data(x) + p_g(x)): the best discriminator against a fixed generator.
+
+    >>> optimal_discriminator(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0]))
+    tensor([0.5000, 0.7500])
+    """
+    return p_data / (p_data + p_g).clamp_min(1e-30)
+
+
+def jensen_shannon(p: torch.Tensor, q: torch.Tensor, dx: float) -> float:
+    """JSD(p, q) = 1/2 KL(p || m) + 1/2 KL(q || m) with m = (p + q) / 2, for densities tabulated on a grid with
+    spacing `dx` (a Riemann sum). It lies between 0 (p = q) and log 2 (no overlap).
+
+    >>> x = torch.linspace(-10, 10, 20001); dx = float(x[1] - x[0])
+    >>> round(jensen_shannon(torch.exp(-x**2 / 2), torch.exp(-x**2 / 2), dx), 6)
+    0.0
+    """
+    p, q = p / (p.sum() * dx), q / (q.sum() * dx)  # make sure both integrate to 1 on the grid
+    m = (p + q) / 2
+
+    def kl(a, b):
+        return float(torch.where(a > 0, a * torch.log(a / b.clamp_min(1e-300)), torch.zeros_like(a)).sum() * dx)
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+# ---------------------------------------------------------------- networks
+
+
+class MLPGenerator(nn.Module):
+    """G for the 2-D toys: z (B, z_dim) -> point (B, 2), a few ReLU layers."""
+
+    def __init__(self, z_dim: int = 2, hidden: int = 128, depth: int = 3, out_dim: int = 2):
+        super().__init__()
+        self.z_dim = z_dim
+        layers, width = [], z_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, out_dim))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """D for the 2-D toys: point (B, in_dim) -> logit (B,), a few LeakyReLU layers."""
+
+    def __init__(self, hidden: int = 128, depth: int = 3, in_dim: int = 2):
+        super().__init__()
+        layers, width = [], in_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+            width = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN's generator, sized for 28 x 28 digits: z (B, 100) -> image (B, 1, 28, 28) in [0, 1].
+
+    Like a decoder: a linear layer projects z to a 7 x 7 map of 2 * width channels, and two fractionally-strided
+    (transposed) convolutions double the size, 7 -> 14 -> 28. BatchNorm and ReLU inside, tanh at the end as in
+    DCGAN; the tanh's [-1, 1] is mapped to the course's [0, 1] pixels.
+    """
+
+    def __init__(self, z_dim: int = 100, width: int = 64):
+        super().__init__()
+        self.z_dim = z_dim
+        self.project = nn.Sequential(
+            nn.Linear(z_dim, 2 * width * 7 * 7, bias=False), nn.BatchNorm1d(2 * width * 7 * 7), nn.ReLU()
+        )
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),  # 7 -> 14
+            nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1),  # 14 -> 28
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.project(z).unflatten(1, (-1, 7, 7))  # (B, 2 * width, 7, 7)
+        return (self.upsample(h) + 1) / 2
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN's discriminator: image (B, 1, 28, 28) in [0, 1] -> logit (B,). Like an encoder with a one-number
+    output: strided convolutions halve the size (28 -> 14 -> 7), LeakyReLU(0.2), BatchNorm after the first layer."""
+
+    def __init__(self, width: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # 28 -> 14
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),  # 14 -> 7
+            nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(2 * x - 1).squeeze(1)  # DCGAN works with pixels in [-1, 1]
+
+
+class GAN(nn.Module):
+    """A generator and a discriminator in one module, so `fit`, checkpoints and `.to(device)` handle both.
+
+    >>> gan = GAN(DCGANGenerator(), DCGANDiscriminator())
+    >>> gan.sample(3, torch.Generator().manual_seed(0)).shape
+    torch.Size([3, 1, 28, 28])
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module):
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+        self.z_dim = generator.z_dim
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n noise vectors z ~ N(0, I), on the model's device."""
+        return torch.randn(n, self.z_dim, generator=generator).to(self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n generated samples G(z), made in eval mode (BatchNorm uses its running statistics)."""
+        was_training = self.training
+        self.eval()
+        out = self.generator(self.sample_z(n, generator))
+        self.train(was_training)
+        return out
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z) in eval mode, so the latent explorer and interpolations can treat G like a decoder."""
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            out = self.generator(z.to(self.device))
+        self.train(was_training)
+        return out
+
+
+# ---------------------------------------------------------------- one training step
+
+
+class GANStep:
+    """One step of GAN training for `fit(gan, loader, GANStep(gan), optimizer=None, ...)`: `d_steps` updates of D
+    (each with fresh noise), then one update of G. It owns both Adam optimizers.
+
+    `loss` is "minimax", "non_saturating" or "wgan_gp" (critic loss + `gp_weight` * gradient penalty).
+    `augment` > 0 (images only) shifts, rotates and zooms every image D sees, real and generated alike, by a
+    random amount (differentiable, so G's gradient passes through). With only a few thousand real digits, D can
+    otherwise memorize them and win; augmenting both sides keeps G's target the un-augmented digits
+    (the idea of DiffAugment, Zhao et al. 2020). A loss that
+    is not finite is reported but not applied, so a NaN never reaches the weights; `fit` then stops. Returns
+    {"d_loss", "g_loss", "d_real", "d_fake"}: the mean D(x) and D(G(z)); for WGAN-GP "critic_real" and
+    "critic_fake" (the critic's raw scores) replace the last two.
+    """
+
+    def __init__(self, gan: GAN, loss: str = "non_saturating", lr_d: float = 2e-4, lr_g: float = 2e-4,
+                 betas: tuple[float, float] = (0.5, 0.999), d_steps: int = 1, gp_weight: float = 10.0,
+                 augment: float = 0.0, generator: torch.Generator | None = None):
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown GAN loss {loss!r}. Use one of {', '.join(LOSSES)}.")
+        if d_steps < 1:
+            raise ValueError(f"d_steps must be at least 1 (discriminator updates per generator update), got {d_steps}.")
+        self.gan, self.loss, self.d_steps, self.gp_weight, self.generator = gan, loss, d_steps, gp_weight, generator
+        self.augment = augment
+        self.opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr_d, betas=betas)
+        self.opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr_g, betas=betas)
+
+    def set_lr(self, lr_d: float | None = None, lr_g: float | None = None) -> None:
+        """Change the learning rates between steps (the dashboard's sliders do this)."""
+        for opt, lr in ((self.opt_d, lr_d), (self.opt_g, lr_g)):
+            if lr is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr
+
+    def __call__(self, gan: GAN, batch) -> dict[str, float]:
+        real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        G, n = gan.generator, len(real)
+        D = self._augmented(gan.discriminator) if self.augment > 0 else gan.discriminator
+        for _ in range(self.d_steps):
+            fake = G(gan.sample_z(n, self.generator)).detach()
+            real_out, fake_out = D(real), D(fake)
+            if self.loss == "wgan_gp":
+                loss_d = critic_loss_wasserstein(real_out, fake_out)
+                loss_d = loss_d + self.gp_weight * gradient_penalty(D, real, fake, self.generator)
+            else:
+                loss_d = d_loss(real_out, fake_out)
+            _apply(self.opt_d, loss_d)
+        fake_out = D(G(gan.sample_z(n, self.generator)))
+        loss_g = {"minimax": g_loss_minimax, "non_saturating": g_loss_non_saturating,
+                  "wgan_gp": g_loss_wasserstein}[self.loss](fake_out)
+        _apply(self.opt_g, loss_g)
+        logs = {"d_loss": loss_d.item(), "g_loss": loss_g.item()}
+        if self.loss == "wgan_gp":  # a critic's scores are not probabilities: log them under their own names
+            logs.update(critic_real=real_out.mean().item(), critic_fake=fake_out.mean().item())
+        else:
+            logs.update(d_real=torch.sigmoid(real_out).mean().item(), d_fake=torch.sigmoid(fake_out).mean().item())
+        return logs
+
+
+    def _augmented(self, discriminator: nn.Module):
+        a = self.augment
+
+        def D(x):
+            return discriminator(random_affine(x, self.generator, degrees=8 * a, shift=0.08 * a, zoom=0.08 * a))
+
+        return D
+
+
+def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """zero_grad, backward, step; skipped for a non-finite loss so the weights stay usable."""
+    optimizer.zero_grad(set_to_none=True)
+    if torch.isfinite(loss):
+        loss.backward()
+        optimizer.step()
+
+
+class GANGuard(Callback):
+    """Stops GAN training that has failed, with a message saying what happened and what to try.
+
+    NaN losses are caught by `fit` itself; this guard watches for the discriminator *winning completely*: D(G(z))
+    below `floor` for `patience` steps in a row. Then the generator's gradient has vanished (minimax loss) or
+    points nowhere useful, and more steps only waste time.
+    """
+
+    def __init__(self, floor: float = 0.01, patience: int = 300):
+        self.floor, self.patience, self.run = floor, patience, 0
+
+    def on_step_end(self, state: TrainState) -> None:
+        d_fake = state.logs.get("d_fake")
+        if d_fake is None:  # WGAN-GP logs critic scores, which are not probabilities
+            return
+        self.run = self.run + 1 if d_fake < self.floor else 0
+        if self.run >= self.patience:
+            raise StopTraining(
+                "d_wins",
+                f"Training stopped at step {state.step}: the discriminator has won. For {self.patience} steps in a row "
+                f"it gave generated samples D(G(z)) < {self.floor}, so the generator gets (almost) no gradient. Try "
+                f"the non-saturating loss, a lower discriminator learning rate, one D step per G step, or WGAN-GP.",
+            )
+
+
+def n_params(module: nn.Module) -> int:
+    """How many numbers the module learns."""
+    return sum(p.numel() for p in module.parameters())
