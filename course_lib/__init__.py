@@ -6,11 +6,15 @@ One module per idea:
 - `data`             MNIST / Fashion-MNIST, offline first (a real MNIST subset ships inside the package), augmentation
 - `autoencoders`     lesson 1: MLP and convolutional autoencoders, PCA, corruptions for denoising
 - `vae`              lesson 2: reparameterization, closed-form KL, ELBO, MLP and convolutional VAEs, lerp / slerp
+- `gans`             lesson 3: GAN losses (minimax, non-saturating, WGAN-GP), optimal D and JSD, MLP and DCGAN
+                     networks, one alternating training step, a guard that stops failed runs
+- `toy2d`            lesson 3: 2-D toy distributions (ring, grid, moons, ...) and mode coverage
+- `gan_dashboard`    lesson 3: a live GAN lab for the 2-D toys (heatmap of D, gradient arrows, controls)
 - `training`         one `fit` loop with callbacks, history, checkpoints and clean interrupts
 - `checkpoints`      safetensors weights and resumable training state
 - `liveplot`         a live loss / image figure that updates in place
 - `plotting`         image grids, latent scatter plots, PNG bytes
-- `widgets`          the latent explorer
+- `widgets`          the latent explorer and the frame scrubber
 - `classifiers`      linear probes, and the digit classifier behind the metrics
 - `metrics`          Frechet distance, class accuracy, precision / recall, with reference points
 - `benchmark`        `python -m course_lib.benchmark`: train, sample and score every lesson's model

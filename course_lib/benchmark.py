@@ -80,12 +80,12 @@ def train_vae(profile: str, device: torch.device) -> Trained:
 
 
 def train_dcgan(profile: str, device: torch.device) -> Trained:
-    """Lesson 3's DCGAN (z of 100 numbers, width 32, non-saturating loss, D's inputs augmented on both sides),
-    sampled from z ~ N(0, I)."""
+    """Lesson 3's DCGAN with the lesson's settings (z of 100 numbers, width 32, non-saturating loss, Adam 2e-3,
+    D's inputs augmented on both sides), sampled from z ~ N(0, I)."""
     s = lesson_settings("gan", profile)
     train = load_dataset("mnist", "train", n=s.n_train)
     gan = GAN(DCGANGenerator(z_dim=100, width=32), DCGANDiscriminator(width=32)).to(device)
-    step = GANStep(gan, "non_saturating", lr_d=2e-4, lr_g=2e-4, augment=1.0, generator=torch.Generator().manual_seed(0))
+    step = GANStep(gan, "non_saturating", lr_d=2e-3, lr_g=2e-3, augment=1.0, generator=torch.Generator().manual_seed(0))
     history = fit(gan, make_loader(train, s.batch_size), step, None, s.epochs, device=device,
                   callbacks=[GANGuard()], progress=False)
 

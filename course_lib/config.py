@@ -50,8 +50,8 @@ _SETTINGS = {
     },
     # lesson 3: `epochs` and `batch_size` are DCGAN's; `toy_steps` is how long each 2-D toy GAN trains
     "gan": {
-        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=3, batch_size=64, toy_steps=300),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=50, batch_size=64, toy_steps=2000),
+        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=3, batch_size=64, toy_steps=200),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, toy_steps=1500),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=3000),
     },
 }

@@ -42,6 +42,7 @@ G_LOSSES = {"minimax": g_loss_minimax, "non_saturating": g_loss_non_saturating, 
 N_REAL, N_FAKE = 512, 256  # points shown (fixed, so frames differ only because the networks changed)
 GRID = 64  # the heatmap's resolution: D is evaluated on GRID x GRID points
 WINDOW = 400  # the curves show the last WINDOW steps, so a frame costs the same at step 100 and at step 100 000
+TOY_GP_WEIGHT = 0.1  # WGAN-GP's penalty weight for 2-D toys (the value its authors' toy code uses; 10 is for images)
 ARROW = 0.3  # arrow length, in plane units, of a typical strong push (the 90th percentile); none is longer
 
 
@@ -127,7 +128,7 @@ class GANDashboard:
             self.gan = GAN(MLPGenerator(z_dim=self.z_dim), MLPDiscriminator())
         self.rng = torch.Generator().manual_seed(self.seed)  # real batches and GANStep's noise
         self.gan_step = GANStep(self.gan, loss, lr_d=self.lr_d.value, lr_g=self.lr_g.value,
-                                d_steps=self.d_steps.value, generator=self.rng)
+                                d_steps=self.d_steps.value, gp_weight=TOY_GP_WEIGHT, generator=self.rng)
         shown = torch.Generator().manual_seed(self.seed + 1)
         self.real = sample_toy(toy, N_REAL, shown)
         self.z = torch.randn(N_FAKE, self.z_dim, generator=shown)

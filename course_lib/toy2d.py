@@ -86,11 +86,11 @@ def toy_dataset(name: str, n: int = 20_000, seed: int = 0) -> TensorDataset:
     return TensorDataset(sample_toy(name, n, torch.Generator().manual_seed(seed)))
 
 
-def mode_coverage(samples: torch.Tensor, name: str, min_share: float = 0.01) -> dict:
+def mode_coverage(samples: torch.Tensor, name: str, min_share: float = 0.01, n_std: float = 3.0) -> dict:
     """How well `samples` (n, 2) cover the modes of mixture toy `name` ("ring" or "grid").
 
-    A sample is *high quality* when it lies within 3 standard deviations of some mode's centre; a mode is *covered*
-    when at least `min_share` of all samples are high quality and nearest to it. Returns {"modes_covered",
+    A sample is *high quality* when it lies within `n_std` standard deviations of some mode's centre (3, as in the
+    GAN literature); a mode is *covered* when at least `min_share` of all samples are high quality and nearest to it. Returns {"modes_covered",
     "n_modes", "high_quality" (fraction of samples), "counts" (samples per mode)}. A collapsed generator covers few
     modes; one that smears mass between the modes has low "high_quality".
     """
@@ -101,7 +101,7 @@ def mode_coverage(samples: torch.Tensor, name: str, min_share: float = 0.01) -> 
     if samples.ndim != 2 or samples.shape[1] != 2:
         raise ValueError(f"Expected samples shaped (n, 2), got {tuple(samples.shape)}.")
     distance, nearest = torch.cdist(samples, centres).min(dim=1)
-    good = distance < 3 * MODE_STD[name]
+    good = distance < n_std * MODE_STD[name]
     counts = torch.bincount(nearest[good], minlength=len(centres))
     return {
         "modes_covered": int((counts >= min_share * len(samples)).sum()),

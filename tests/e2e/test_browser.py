@@ -161,3 +161,44 @@ def test_lesson_2_runs_and_its_explorer_starts_from_a_chosen_image(browser, lab,
     assert wait_for_new_image(explorer, before) != before, "moving slider z3 did not change the image"
     explorer.screenshot(path=shots / "lesson2_explorer_2.png")
     page.close()
+
+
+def test_lesson_3_dashboard_scrubber_and_explorer_respond(browser, lab, shots):
+    page = run_all(browser, lab, "03_gans.ipynb")
+    dash = page.locator(".widget-vbox:has(button:has-text('step')):has(button:has-text('reset'))").first
+    dash.scroll_into_view_if_needed()
+    dash.screenshot(path=shots / "lesson3_dashboard_0.png")
+    status = dash.locator(".widget-label").first
+    before, status_before = image_src(dash), status.inner_text()
+    dash.locator("button:has-text('step')").click()
+    assert wait_for_new_image(dash, before) != before, "the step button did not redraw the dashboard"
+    assert status.inner_text() != status_before
+    run = dash.locator("button:has-text('run')")
+    run.click()  # trains in the background: frames keep coming while the kernel is idle
+    seen = {image_src(dash)}
+    start = time.time()
+    while time.time() - start < 4:
+        seen.add(image_src(dash))
+        time.sleep(0.1)
+    dash.screenshot(path=shots / "lesson3_dashboard_running.png")
+    dash.locator("button:has-text('pause')").click()
+    assert len(seen) >= 5, f"only {len(seen)} different frames in 4 s of running"
+    time.sleep(1)
+    paused = image_src(dash)
+    time.sleep(1.5)
+    assert image_src(dash) == paused, "the dashboard kept training after pause"
+
+    scrubber = page.locator(".widget-vbox:has(.widget-play)").first  # Play button + frame slider + image
+    scrubber.scroll_into_view_if_needed()
+    before = image_src(scrubber)
+    drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, -200)  # back to the first snapshots
+    assert wait_for_new_image(scrubber, before) != before, "moving the scrubber did not change the frame"
+    scrubber.screenshot(path=shots / "lesson3_scrubber.png")
+
+    explorer, handles = explorer_of(page, shots, "lesson3")
+    assert handles.count() == 8  # 8 of z's 100 numbers have sliders
+    before = image_src(explorer)
+    drag(page, handles.nth(0), 100)
+    assert wait_for_new_image(explorer, before) != before, "moving slider z1 did not change the image"
+    explorer.screenshot(path=shots / "lesson3_explorer_1.png")
+    page.close()

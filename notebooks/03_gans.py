@@ -1,0 +1,447 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 3 — Generative adversarial networks
+#
+# A VAE is trained to give the data a high likelihood, and it pays for that with blur: where it is unsure, it
+# averages. A **generative adversarial network** (GAN, Goodfellow et al. 2014) drops the likelihood altogether. Two
+# networks play a game:
+#
+# - the **generator** $G$ turns noise $z \sim \mathcal{N}(0, I)$ into a sample $G(z)$ (it is a decoder with no
+#   encoder);
+# - the **discriminator** $D$ looks at a sample and outputs $D(x)$, the probability that $x$ is real.
+#
+# $D$ learns to tell real from generated; $G$ learns to fool $D$. Nothing ever compares a generated image with a
+# particular real one, so nothing rewards averaging, and samples come out sharp. In this lesson you will:
+# 1. write down the game, and see why the generator's original loss **saturates** and how the non-saturating loss
+#    fixes it;
+# 2. check the theory numerically: the **optimal discriminator** and the link to the **Jensen–Shannon divergence**;
+# 3. watch a GAN learn a 2-D distribution **live**, with the discriminator's opinion of every point in the plane;
+# 4. measure **mode collapse**, and try **WGAN-GP** against it;
+# 5. train a **DCGAN** on digits with live plots, scrub through its training, interpolate and explore its $z$,
+#    and score it.
+
+# %% tags=["colab"]
+# NBVAL_SKIP
+# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+import importlib.util
+import os
+import subprocess
+import sys
+
+COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
+if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
+    if not COURSE_REPO:
+        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
+    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib import exercises
+from course_lib.config import N_SCORED, one_thread, start_lesson
+from course_lib.data import load_dataset, make_loader
+from course_lib.gan_dashboard import GANDashboard
+from course_lib.gans import (GAN, DCGANDiscriminator, DCGANGenerator, GANGuard, GANStep, MLPDiscriminator, d_loss,
+                             g_loss_minimax, g_loss_non_saturating, jensen_shannon, n_params, optimal_discriminator,
+                             value_function)
+from course_lib.liveplot import LivePlot
+from course_lib.metrics import quality_report
+from course_lib.plotting import show_images
+from course_lib.toy2d import mode_centres, mode_coverage, train_toy_gan
+from course_lib.training import Snapshots, fit
+from course_lib.vae import slerp
+from course_lib.widgets import FrameScrubber, LatentExplorer
+
+PROFILE, S, device = start_lesson("gan")  # sizes for this profile, device, seeds
+
+# %% [markdown]
+# ## The game
+#
+# $D$ and $G$ share one **value function**:
+#
+# $$V(D, G) = \mathbb{E}_{x \sim p_\text{data}}\big[\log D(x)\big] + \mathbb{E}_{z \sim p(z)}\big[\log\big(1 - D(G(z))\big)\big]$$
+#
+# $D$ wants $V$ large: $D(x) \to 1$ on real images and $D(G(z)) \to 0$ on generated ones. That is binary
+# cross-entropy with label 1 for real and 0 for fake, so $D$'s loss is simply $-V$. $G$ only appears in the second
+# term and wants $V$ small: $\min_G \max_D V(D, G)$. On a batch of $m$ real and $m$ generated images the expectations
+# become averages.
+#
+# In `course_lib.gans` the discriminator outputs a *logit* $l$ with $D = \sigma(l)$, and the losses are written with
+# $\log D = -\operatorname{softplus}(-l)$ so they stay finite when $D$ is certain. When $D$ can't tell at all
+# ($D = \tfrac12$ everywhere), $V = 2\log\tfrac12 = -\log 4$:
+
+# %%
+undecided = torch.zeros(1000)  # logit 0, i.e. D = 1/2 for every image
+v = value_function(undecided, undecided).item()
+print(f"V with D = 1/2 everywhere: {v:.4f}   (-log 4 = {-math.log(4):.4f})")
+assert abs(v + math.log(4)) < 1e-6
+
+# %% [markdown]
+# ### Exercise 1 — the discriminator's loss
+# `d_real` and `d_fake` are D's outputs (probabilities) on a batch of real and a batch of generated images. Write
+# D's loss (a single number).
+
+# %%
+def my_d_loss(d_real, d_fake):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("gan_d_loss", my_d_loss)
+# exercises.solution("gan_d_loss")  # uncomment to see a reference answer
+
+# %% [markdown]
+# ## Why the generator's loss saturates
+#
+# Early in training the generator is bad, $D$ rejects its samples easily and $D(G(z)) \approx 0$. Look at what the
+# minimax loss $\log(1 - D(G(z)))$ gives $G$ there: its slope with respect to D's logit is $-D(G(z))$, close to
+# zero. $G$ gets almost no gradient exactly when it most needs one.
+#
+# The **non-saturating** loss $-\log D(G(z))$ has the same goal (make $D(G(z))$ large) but slope $-(1 - D(G(z)))$:
+# steep when $G$ is losing, flat when it is winning. Both slopes, computed with autograd:
+
+# %%
+d_fake = torch.linspace(0.001, 0.999, 500)
+logits = torch.log(d_fake / (1 - d_fake)).requires_grad_()
+(grad_minimax,) = torch.autograd.grad(g_loss_minimax(logits) * len(logits), logits)
+(grad_ns,) = torch.autograd.grad(g_loss_non_saturating(logits) * len(logits), logits)
+
+fig, ax = plt.subplots(figsize=(7, 4))
+ax.plot(d_fake, grad_minimax.abs(), label=r"minimax  $\log(1 - D(G(z)))$")
+ax.plot(d_fake, grad_ns.abs(), label=r"non-saturating  $-\log D(G(z))$")
+ax.set_xlabel("D(G(z))  (0: D is sure the sample is fake)"), ax.set_ylabel("|gradient| w.r.t. D's logit")
+ax.axvspan(0, 0.1, color="grey", alpha=0.15, label="where G starts")
+ax.legend()
+plt.show()
+early = d_fake < 0.05
+print(f"for D(G(z)) < 0.05: minimax gradient at most {grad_minimax[early].abs().max():.3f}, "
+      f"non-saturating at least {grad_ns[early].abs().min():.3f}")
+assert grad_minimax[early].abs().max() < 0.06 and grad_ns[early].abs().min() > 0.94
+
+# %% [markdown]
+# ### Exercise 2 — the non-saturating loss
+# Write `my_g_loss(d_fake)`, the non-saturating generator loss from D's outputs on generated images.
+
+# %%
+def my_g_loss(d_fake):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("g_loss_ns", my_g_loss)
+# exercises.solution("g_loss_ns")
+
+# %% [markdown]
+# ## The optimal discriminator, and what the game minimizes
+#
+# Fix $G$. For each $x$, $D$ maximizes $p_\text{data}(x)\log D(x) + p_g(x)\log(1 - D(x))$; the function
+# $a\log y + b\log(1-y)$ peaks at $y = a / (a + b)$, so the best discriminator is
+#
+# $$D^*(x) = \frac{p_\text{data}(x)}{p_\text{data}(x) + p_g(x)}.$$
+#
+# Putting $D^*$ back into $V$ and rearranging gives
+#
+# $$\max_D V(D, G) = 2\,\mathrm{JSD}(p_\text{data} \,\|\, p_g) - \log 4, \qquad
+# \mathrm{JSD}(p \,\|\, q) = \tfrac12 \mathrm{KL}\big(p \,\|\, \tfrac{p+q}{2}\big) + \tfrac12 \mathrm{KL}\big(q \,\|\, \tfrac{p+q}{2}\big).$$
+#
+# The JSD is 0 only when $p_g = p_\text{data}$, so the game's best generator is the data distribution, where
+# $V = -\log 4$. (The theory says nothing about whether gradient steps get there.)
+#
+# Let us check both statements on 1-D densities. The data is a mixture of two Gaussians; the generator is frozen
+# at $G(z) = z + 0.5$, so $p_g = \mathcal{N}(0.5, 1)$. We train only $D$, a small MLP, with its loss $-V$:
+
+# %%
+p_data = torch.distributions.MixtureSameFamily(
+    torch.distributions.Categorical(torch.tensor([0.5, 0.5])),
+    torch.distributions.Normal(torch.tensor([-2.0, 2.0]), torch.tensor([0.6, 0.6])))
+p_g = torch.distributions.Normal(0.5, 1.0)
+
+torch.manual_seed(0)
+D1 = MLPDiscriminator(hidden=64, depth=2, in_dim=1)
+optimizer = torch.optim.Adam(D1.parameters(), lr=3e-3)
+with one_thread():
+    for _ in range(1500):
+        real, fake = p_data.sample((512, 1)), p_g.sample((512, 1))
+        loss = d_loss(D1(real), D1(fake))
+        optimizer.zero_grad(), loss.backward(), optimizer.step()
+
+x = torch.linspace(-5, 5, 2001)
+dx = float(x[1] - x[0])
+density_data, density_g = p_data.log_prob(x).exp(), p_g.log_prob(x).exp()
+d_star = optimal_discriminator(density_data, density_g)
+with torch.no_grad():
+    d_trained = torch.sigmoid(D1(x[:, None]))
+
+fig, ax = plt.subplots(figsize=(8, 4))
+ax.plot(x, density_data, label=r"$p_{data}$"), ax.plot(x, density_g, label=r"$p_g$")
+ax.plot(x, d_star, "k--", label=r"$D^*$ (formula)"), ax.plot(x, d_trained, "r", alpha=0.7, label="trained D")
+ax.set_xlabel("x"), ax.legend(loc="upper left")
+plt.show()
+
+where_data = (density_data + density_g) > 0.05  # D is only trained where samples fall
+gap = (d_trained - d_star)[where_data].abs().max().item()
+print(f"largest |D - D*| where either density is above 0.05: {gap:.3f}")
+assert gap < 0.1
+
+# %% [markdown]
+# The trained D follows the formula where there is data to learn from (far from both densities it has no reason
+# to be right). Now the value of the game: a Monte Carlo estimate of $V$ with the trained D, against
+# $2\,\mathrm{JSD} - \log 4$ computed by integrating the two densities on the grid.
+
+# %%
+with torch.no_grad():
+    v_trained = value_function(D1(p_data.sample((200_000, 1))), D1(p_g.sample((200_000, 1)))).item()
+jsd = jensen_shannon(density_data, density_g, dx)
+print(f"V with the trained D (Monte Carlo): {v_trained:.4f}")
+print(f"2 JSD - log 4 (integration):         {2 * jsd - math.log(4):.4f}   (JSD = {jsd:.4f}, log 2 = {math.log(2):.4f})")
+assert abs(v_trained - (2 * jsd - math.log(4))) < 0.03
+
+# %% [markdown]
+# The trained D reaches the value the formula predicts. Try it yourself:
+#
+# ### Exercise 3 — the optimal discriminator
+# At a point $x$, $p_\text{data}(x) = 0.3$ and $p_g(x) = 0.1$. What is $D^*(x)$?
+
+# %%
+my_answer = None  # a number
+exercises.check("optimal_d", my_answer)
+
+# %% [markdown]
+# ### Exercise 4 — the value at the end of the game
+# When the generator is perfect ($p_g = p_\text{data}$) and D is optimal, what is $V(D, G)$?
+
+# %%
+my_answer = None  # a number
+exercises.check("v_at_optimum", my_answer)
+
+# %% [markdown]
+# ## A GAN lab: 2-D data, trained live
+#
+# Images are hard to look at all at once; 2-D points are easy. Below, a small MLP generator ($z \in \mathbb{R}^2$)
+# learns the **ring of 8 Gaussians**. In the figure:
+# - the background is $D(x)$ over the plane: green where D says "real", purple where it says "generated";
+# - orange dots are real points, white dots are $G(z)$ for a fixed set of $z$;
+# - each arrow shows where the generator's loss pushes that point (minus its gradient): the generator follows the
+#   arrows as far as its weights allow;
+# - on the right, both losses and the mean $D(\text{real})$ and $D(\text{fake})$.
+#
+# The cell below trains in the foreground (watch it move). When it has finished, play: **run / pause** trains in the
+# background so every control acts at once; **step** does one step. Things to try: the *minimax* loss (do the
+# arrows shrink where D is sure?); a 10x larger D learning rate; 5 D steps per G step; *wgan_gp* with 5 D steps; the
+# *grid* toy.
+
+# %%
+dash = GANDashboard(toy="ring", loss="non_saturating")
+dash
+
+# %%
+logs = dash.train(S.toy_steps)
+early, late = sum(logs["d_loss"][:50]) / 50, sum(logs["d_loss"][-50:]) / 50
+print(f"D's loss: {early:.3f} in the first 50 steps, {late:.3f} in the last 50;  modes covered: "
+      f"{dash.coverage['modes_covered']}/8")
+assert len(logs["d_loss"]) == S.toy_steps and dash.coverage is not None
+assert late > 0.9  # no runaway discriminator: -log 4 = 1.39 is the stalemate, 0 would mean D wins outright
+
+# %% [markdown]
+# ## Mode collapse, measured
+#
+# The ring has 8 modes. A generator can fool D by producing only a few of them: D's objective checks that each
+# sample looks real, not that all modes are there. When D catches on, G may jump to another mode, and so on:
+# **mode collapse**. With a mixture we can count it for 2,000 samples:
+# - **modes covered**: how many of the 8 Gaussians receive at least 1% of the samples (within 3 standard deviations);
+# - **high quality**: the fraction of samples within 3 standard deviations of some mode (not in the gaps).
+#
+# We train the standard GAN (non-saturating loss) three times, with three seeds, and measure both numbers along the
+# way. (The ring's Gaussians are narrow, standard deviation 0.02 at radius 2, which makes collapse more likely.)
+
+# %%
+SEEDS, every = (0, 1, 2), max(50, S.toy_steps // 8)
+runs = {"GAN": [train_toy_gan("ring", "non_saturating", steps=S.toy_steps, every=every, seed=seed,
+                              lr_d=1e-3, lr_g=1e-3) for seed in SEEDS]}
+
+# %% [markdown]
+# **WGAN-GP** (Arjovsky et al. 2017; Gulrajani et al. 2017) replaces the classifier by a **critic** $f$ with any real
+# output, trained to maximize $\mathbb{E}[f(x)] - \mathbb{E}[f(G(z))]$: an estimate of the Wasserstein-1 ("earth
+# mover's") distance when $f$ is 1-Lipschitz, which a **gradient penalty** $\lambda\,\mathbb{E}(\|\nabla f(\hat x)\| -
+# 1)^2$ enforces. Unlike the JSD, this distance still says *how far* apart two distributions are when they do not
+# overlap, so every generated point is pulled toward the data, wherever the modes are. The critic takes 5 steps per
+# generator step, so each generator step costs about 4 times as much. For 2-D toys we use $\lambda = 0.1$, the value
+# the WGAN-GP authors' own toy code uses ($\lambda = 10$ is their setting for images).
+
+# %%
+runs["WGAN-GP"] = [train_toy_gan("ring", "wgan_gp", steps=S.toy_steps, every=every, seed=seed, d_steps=5,
+                                 gp_weight=0.1, lr_d=3e-4, lr_g=3e-4, betas=(0.5, 0.9)) for seed in SEEDS]
+
+# %%
+fig, axes = plt.subplots(2, 1 + len(SEEDS), figsize=(5 * (1 + len(SEEDS)), 9))
+centres = mode_centres("ring")
+for row, (name, results) in zip(axes, runs.items()):
+    for seed, (gan, history, coverage) in zip(SEEDS, results):
+        row[0].plot([s for s, _ in coverage], [r["modes_covered"] for _, r in coverage], "o-", label=f"seed {seed}")
+    row[0].set_title(f"{name}: modes covered (of 8)"), row[0].set_xlabel("step"), row[0].legend()
+    for ax, seed, (gan, _, coverage) in zip(row[1:], SEEDS, results):
+        samples = gan.sample(2000, torch.Generator().manual_seed(1))
+        ax.scatter(*samples.T, s=2, alpha=0.3), ax.scatter(*centres.T, c="r", marker="x")
+        report = coverage[-1][1]
+        ax.set_title(f"{name}, seed {seed}: {report['modes_covered']}/8 modes, {report['high_quality']:.0%} on a mode")
+        ax.set_aspect("equal"), ax.set_xlim(-3, 3), ax.set_ylim(-3, 3)
+fig.tight_layout()
+plt.show()
+
+
+
+def largest_drop(coverage):
+    """The most modes lost between one measurement and a later one: how far coverage fell back."""
+    covered = [report["modes_covered"] for _, report in coverage]
+    return max(max(covered[:i + 1]) - covered[i] for i in range(len(covered)))
+
+
+summary = {}
+for name, results in runs.items():
+    final = [coverage[-1][1] for _, _, coverage in results]
+    samples = [gan.sample(2000, torch.Generator().manual_seed(1)) for gan, _, _ in results]
+    near = [mode_coverage(x, "ring", n_std=15) for x in samples]  # 15 standard deviations = 0.3
+    summary[name] = {"modes covered": [r["modes_covered"] for r in final],
+                     "on a mode": [round(r["high_quality"], 2) for r in final],
+                     "modes with samples within 0.3": [r["modes_covered"] for r in near],
+                     "modes lost on the way": [largest_drop(coverage) for _, _, coverage in results],
+                     "seconds": round(sum(history.seconds for _, history, _ in results) / len(results), 1)}
+    print(f"{name:8s} after {S.toy_steps} steps (one value per seed): {summary[name]}")
+assert summary["WGAN-GP"]["seconds"] > 2 * summary["GAN"]["seconds"], "each WGAN-GP run costs several GAN runs"
+if PROFILE != "smoke":  # a few hundred steps (smoke) are too few for any of this
+    gan, wgan = summary["GAN"], summary["WGAN-GP"]
+    assert all(drop > 0 for drop in gan["modes lost on the way"]), "every GAN run lost modes it had"
+    assert all(n == 8 for n in wgan["modes with samples within 0.3"]), "WGAN-GP comes near every mode"
+    assert min(gan["modes with samples within 0.3"]) < 8, "the standard GAN misses a mode in some run"
+    assert all(g > w for g, w in zip(gan["on a mode"], wgan["on a mode"])), "GAN samples sit on the modes more"
+
+# %% [markdown]
+# What to read in these numbers (the `cpu` profile; `smoke` trains too briefly to show anything):
+# - **The standard GAN's coverage swings.** In every run it *lost* modes it had already covered: the generator moved
+#   its samples from some modes to others as D caught up with them. That is mode collapse while it happens
+#   ("mode hopping"); nothing in $V(D, G)$ rewards covering all modes at once.
+# - **The thin trails** between modes in the scatter plots: G maps the connected noise plane onto eight separate
+#   blobs, so some samples must land between them. This is why "on a mode" stays well below 100%.
+# - **WGAN-GP trades precision for coverage.** In every run its samples come within 0.3 of all eight modes, which
+#   the standard GAN does not always manage; but fewer of them land *on* a mode (within 3 standard deviations), and
+#   each run takes several times as long. Its critic keeps giving a useful gradient even where real and generated
+#   points do not overlap, so no mode is left without a pull.
+#
+# Try other seeds, more steps (`S.toy_steps`), or the *grid* of 25 modes, and in the GAN lab above switch the loss to
+# *wgan_gp* with 5 D steps.
+#
+# ## DCGAN on digits
+#
+# Now images. **DCGAN** (Radford et al. 2015) gave GANs a convolutional recipe that trains reliably:
+# - the generator is shaped like a decoder: $z$ (100 numbers) is projected to a small $7 \times 7$ map, and
+#   **fractionally-strided** (transposed) convolutions double its size, $7 \to 14 \to 28$; BatchNorm and ReLU
+#   inside, tanh at the end;
+# - the discriminator is shaped like an encoder with one output: strided convolutions halve the size,
+#   LeakyReLU(0.2), no pooling;
+# - Adam with $\beta_1 = 0.5$. The paper's learning rate is $2 \cdot 10^{-4}$; with the few thousand steps a CPU
+#   affords, $2 \cdot 10^{-3}$ for both networks reached a much lower Frechet distance in the same time (see the
+#   README's results), so we use that.
+#
+# Our bundled set has only 4,000 digits, few enough for D to memorize them and win. So every image D sees, real and
+# generated alike, is randomly shifted, rotated and zoomed a little (`augment`, the idea of DiffAugment): D can't
+# memorize, and since both sides are augmented, G still learns to draw plain digits.
+
+# %%
+train = load_dataset("mnist", "train", n=S.n_train)
+x_train = train.tensors[0]
+torch.manual_seed(0)
+dcgan = GAN(DCGANGenerator(z_dim=100, width=32), DCGANDiscriminator(width=32)).to(device)
+print(f"generator: {n_params(dcgan.generator):,} parameters; discriminator: {n_params(dcgan.discriminator):,}")
+print(dcgan.generator)
+
+# %% [markdown]
+# Train it. The live plot shows both losses, $D(\text{real})$ and $D(\text{fake})$, and the images G makes from a
+# fixed set of 32 noise vectors. A healthy run keeps D(real) above D(fake) without D(fake) collapsing to 0; the
+# guard stops the run with advice if the losses become NaN or D wins outright for too long.
+
+# %%
+fixed_z = dcgan.sample_z(32, torch.Generator().manual_seed(1))
+step = GANStep(dcgan, "non_saturating", lr_d=2e-3, lr_g=2e-3, augment=1.0, generator=torch.Generator().manual_seed(0))
+loader = make_loader(train, S.batch_size)
+snapshots = Snapshots(lambda gan: gan.generator(fixed_z), every=max(1, S.epochs * len(loader) // 40))
+live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda gan: gan.generator(fixed_z),
+                title="DCGAN")
+history = fit(dcgan, loader, step, None, S.epochs, device=device, callbacks=[live, snapshots, GANGuard()])
+print(f"{history.epoch} epochs in {history.seconds:.0f} s")
+assert history.stopped is None
+
+# %% [markdown]
+# ### Scrub through training
+# The fixed noise vectors were decoded every few steps. Drag the slider (or press play) to watch digits emerge from
+# blobs: the same $z$, a better $G$ each frame.
+
+# %%
+scrubber = FrameScrubber(snapshots.frames, [f"step {s}" for s in snapshots.at_step])
+scrubber
+
+# %% [markdown]
+# ### Walking through $z$
+# Noise vectors close to each other give similar images, so a path in $z$ space gives a smooth morph. We walk
+# along the great circle (slerp) between random $z$'s, as in lesson 2: a straight line between two
+# 100-dimensional Gaussian vectors passes through much shorter vectors than G ever saw.
+
+# %%
+gen = torch.Generator().manual_seed(7)
+rows = []
+for _ in range(4):
+    z0, z1 = dcgan.sample_z(2, gen)
+    rows.append(dcgan.decode(slerp(z0, z1, torch.linspace(0, 1, 10))).cpu())
+show_images(torch.cat(rows), nrow=10, title="slerp between two noise vectors (one row each)")
+plt.show()
+
+# %% [markdown]
+# The latent explorer on $z$: 100 numbers are too many sliders, so the sliders move the first 8 and the other 92
+# stay as they are. Most single numbers change the digit only a little: in a GAN, meaning is spread across many
+# directions of $z$.
+
+# %%
+explorer = LatentExplorer(dcgan.decode, latent_dim=100, n_sliders=8, start=fixed_z[0])
+explorer
+
+# %% [markdown]
+# ## How good is it?
+# The same measurement as in lessons 1 and 2: the Frechet distance between the digit classifier's features of
+# generated and real digits (lower is better), with precision (do samples look like real digits?) and recall (are
+# all kinds of real digits produced?).
+
+# %%
+samples = dcgan.sample(N_SCORED[PROFILE], torch.Generator().manual_seed(2)).cpu()
+report = quality_report(samples, name="DCGAN")
+assert report["fd_real"] < report["fd"] < report["fd_noise"]
+
+# %% [markdown]
+# ## Summary
+# - A GAN trains a generator against a discriminator with $\min_G \max_D V(D, G)$; the non-saturating loss
+#   $-\log D(G(z))$ keeps the generator's gradient alive when it is losing.
+# - Against a fixed generator the best discriminator is $p_\text{data} / (p_\text{data} + p_g)$, and the game then
+#   minimizes $2\,\mathrm{JSD} - \log 4$: we checked both numerically.
+# - GANs can collapse onto a few modes; counting modes on the ring shows it. WGAN-GP's critic gives gradients
+#   toward every mode.
+# - DCGAN makes sharp digits from 100 random numbers in minutes on a CPU.
+# - **Next (lesson 4, diffusion):** generation as many small denoising steps, trained with a plain regression loss.
