@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import random_affine
+from .data import check_images, random_affine
 from .training import Callback, StopTraining, TrainState
 
 # ---------------------------------------------------------------- losses (one function per equation)
@@ -107,6 +107,15 @@ def jensen_shannon(p: torch.Tensor, q: torch.Tensor, dx: float) -> float:
 # ---------------------------------------------------------------- networks
 
 
+def check_noise(z: torch.Tensor, z_dim: int) -> torch.Tensor:
+    """Raise a clear error unless `z` is a batch of noise vectors shaped (B, z_dim); return it unchanged."""
+    if z.dim() != 2 or z.shape[1] != z_dim:
+        raise ValueError(f"This generator takes noise shaped (B, {z_dim}), got {tuple(z.shape)}. Make it with "
+                         f"gan.sample_z(n) or torch.randn(n, {z_dim}); for one vector use z.view(1, {z_dim}).")
+    return z
+
+
+
 class MLPGenerator(nn.Module):
     """G for the 2-D toys: z (B, z_dim) -> point (B, 2), a few ReLU layers."""
 
@@ -120,7 +129,7 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(width, out_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        return self.net(check_noise(z, self.z_dim))
 
 
 class MLPDiscriminator(nn.Module):
@@ -160,7 +169,7 @@ class DCGANGenerator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.project(z).unflatten(1, (-1, 7, 7))  # (B, 2 * width, 7, 7)
+        h = self.project(check_noise(z, self.z_dim)).unflatten(1, (-1, 7, 7))  # (B, 2 * width, 7, 7)
         return (self.upsample(h) + 1) / 2
 
 
@@ -178,7 +187,7 @@ class DCGANDiscriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(2 * x - 1).squeeze(1)  # DCGAN works with pixels in [-1, 1]
+        return self.net(2 * check_images(x) - 1).squeeze(1)  # DCGAN works with pixels in [-1, 1]
 
 
 class GAN(nn.Module):

@@ -146,3 +146,22 @@ def test_arrows_are_drawn_on_every_generated_point_with_bounded_length(dash):
     lengths = (torch.as_tensor(dash._arrows.U) ** 2 + torch.as_tensor(dash._arrows.V) ** 2).sqrt()
     assert len(lengths) == N_FAKE
     assert lengths.max() <= 0.3 + 1e-6 and (lengths > 0.1).float().mean() > 0.5
+
+
+def test_ctrl_c_during_train_keeps_what_was_learned(dash, capsys):
+    real_train, calls = dash._train, []
+
+    def interrupted_on_the_fourth_step(steps):
+        calls.append(steps)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_train(steps)
+
+    dash._train = interrupted_on_the_fourth_step
+    logs = dash.train(10)
+    assert len(logs["d_loss"]) == 3 and dash.steps == 3  # the three finished steps are kept
+    assert "Interrupted after 3 of 10 steps" in capsys.readouterr().out
+    assert "step 3" in dash._title.get_text()  # the final frame shows where it stopped
+    dash._train = real_train
+    dash.train(2)  # and training goes on from there
+    assert dash.steps == 5

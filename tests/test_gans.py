@@ -144,3 +144,15 @@ def test_dcgan_trains_with_fit_and_the_losses_are_logged():
     data = torch.utils.data.TensorDataset(torch.rand(64, 1, 28, 28))
     history = fit(gan, make_loader(data, 16), GANStep(gan), None, epochs=2, progress=False)
     assert history.epoch == 2 and len(history.steps["g_loss"]) == 8 and history.stopped is None
+
+
+def test_wrong_noise_or_image_shapes_are_clear_errors():
+    gan = GAN(DCGANGenerator(), DCGANDiscriminator())
+    with pytest.raises(ValueError, match=r"noise shaped \(B, 100\).*sample_z"):
+        gan.generator(torch.randn(4, 64))
+    with pytest.raises(ValueError, match=r"z.view\(1, 100\)"):
+        gan.generator(torch.randn(100))
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        gan.discriminator(torch.rand(4, 784))
+    with pytest.raises(ValueError, match=r"noise shaped \(B, 2\)"):
+        MLPGenerator()(torch.randn(8, 3))

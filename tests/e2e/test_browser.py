@@ -168,7 +168,7 @@ def test_lesson_3_dashboard_scrubber_and_explorer_respond(browser, lab, shots):
     dash = page.locator(".widget-vbox:has(button:has-text('step')):has(button:has-text('reset'))").first
     dash.scroll_into_view_if_needed()
     dash.screenshot(path=shots / "lesson3_dashboard_0.png")
-    status = dash.locator(".widget-label").first
+    status = dash.locator(".widget-label:has-text('frames/s')").first  # "step N   F frames/s"
     before, status_before = image_src(dash), status.inner_text()
     dash.locator("button:has-text('step')").click()
     assert wait_for_new_image(dash, before) != before, "the step button did not redraw the dashboard"
