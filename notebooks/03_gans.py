@@ -241,7 +241,7 @@ exercises.check("v_at_optimum", my_answer)
 # Images are hard to look at all at once; 2-D points are easy. Below, a small MLP generator ($z \in \mathbb{R}^2$)
 # learns the **ring of 8 Gaussians**. In the figure:
 # - the background is $D(x)$ over the plane: green where D says "real", purple where it says "generated";
-# - orange dots are real points, white dots are $G(z)$ for a fixed set of $z$;
+# - black dots are real points, orange dots are $G(z)$ for a fixed set of $z$;
 # - each arrow shows where the generator's loss pushes that point (minus its gradient): the generator follows the
 #   arrows as far as its weights allow;
 # - on the right, both losses and the mean $D(\text{real})$ and $D(\text{fake})$.
@@ -388,8 +388,9 @@ snapshots = Snapshots(lambda gan: gan.generator(fixed_z), every=max(1, S.epochs 
 live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda gan: gan.generator(fixed_z),
                 title="DCGAN")
 history = fit(dcgan, loader, step, None, S.epochs, device=device, callbacks=[live, snapshots, GANGuard()])
-print(f"{history.epoch} epochs in {history.seconds:.0f} s")
-assert history.stopped is None
+d_real, d_fake = history.epochs["d_real"][-1], history.epochs["d_fake"][-1]
+print(f"{history.epoch} epochs in {history.seconds:.0f} s; last epoch: mean D(real) {d_real:.2f}, D(fake) {d_fake:.2f}")
+assert history.stopped is None and d_real > d_fake > 0.05
 
 # %% [markdown]
 # ### Scrub through training
@@ -414,11 +415,15 @@ for _ in range(4):
     rows.append(dcgan.decode(slerp(z0, z1, torch.linspace(0, 1, 10))).cpu())
 show_images(torch.cat(rows), nrow=10, title="slerp between two noise vectors (one row each)")
 plt.show()
+neighbours = torch.stack([(row[1:] - row[:-1]).pow(2).mean() for row in rows]).mean().item()
+ends = torch.stack([(row[-1] - row[0]).pow(2).mean() for row in rows]).mean().item()
+print(f"mean squared change between neighbouring images {neighbours:.4f}, between the two ends {ends:.4f}")
+assert neighbours < ends / 2  # small steps in z, small changes in the image
 
 # %% [markdown]
 # The latent explorer on $z$: 100 numbers are too many sliders, so the sliders move the first 8 and the other 92
-# stay as they are. Most single numbers change the digit only a little: in a GAN, meaning is spread across many
-# directions of $z$.
+# stay as they are. Move one slider at a time and see what it changes: nothing in a GAN's training asks a single
+# number of $z$ to mean one thing, so a slider may change stroke, slant and even the digit at once.
 
 # %%
 explorer = LatentExplorer(dcgan.decode, latent_dim=100, n_sliders=8, start=fixed_z[0])
