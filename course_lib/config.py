@@ -34,6 +34,9 @@ class LessonSettings:
     epochs: int
     batch_size: int
     toy_steps: int = 0  # lesson 3 only: training steps of each 2-D toy GAN
+    channels: tuple[int, ...] = ()  # lesson 4: the U-Net's channels at 28, 14 and 7 pixels
+    ddim_steps: tuple[int, ...] = ()  # lesson 4: the sampling steps compared in the DDIM table
+    n_sampled: int = 0  # lesson 4: digits sampled for each row of that table
 
 
 # One row per lesson, one column per profile. Lessons look their numbers up here, never hard-code them.
@@ -53,6 +56,14 @@ _SETTINGS = {
         "smoke": LessonSettings(n_train=2048, n_test=500, epochs=3, batch_size=64, toy_steps=200),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, toy_steps=1500),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=3000),
+    },
+    "diffusion": {
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=4, batch_size=64, channels=(8, 16, 16),
+                                ddim_steps=(10, 20), n_sampled=50),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=60, batch_size=64, channels=(16, 32, 64),
+                              ddim_steps=(10, 20, 50, 100, 1000), n_sampled=100),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(32, 64, 128),
+                              ddim_steps=(10, 20, 50, 100, 1000), n_sampled=1000),
     },
 }
 LESSONS = tuple(_SETTINGS)

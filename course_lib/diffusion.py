@@ -248,6 +248,7 @@ def ddim_update(schedule: DiffusionSchedule, x_t: torch.Tensor, t: int, t_prev: 
     """One DDIM step from t to an earlier t_prev (t_prev = -1: the clean image, abar = 1). Song et al. eq. 12:
 
         x0_hat     = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), clipped to [-1, 1]
+        eps        = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t)   (the noise that fits the clipped x0_hat)
         sigma      = eta * sqrt((1 - abar_prev) / (1 - abar_t)) * sqrt(1 - abar_t / abar_prev)
         x_{t_prev} = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps + sigma z
 
@@ -256,6 +257,9 @@ def ddim_update(schedule: DiffusionSchedule, x_t: torch.Tensor, t: int, t_prev: 
     abar = _at(schedule.alpha_bars, t, x_t)
     abar_prev = _at(schedule.alpha_bars, t_prev, x_t) if t_prev >= 0 else torch.ones((), device=x_t.device)
     x0_hat = predict_x0(schedule, x_t, t, eps).clamp(-1, 1)
+    # Clipping moves x0_hat; without re-deriving eps to match, the two disagree, and over many small steps (where
+    # x0_hat is far out of range near t = T) the error piles up: DDIM-1000 scored 3.5x worse than DDIM-50.
+    eps = (x_t - abar.sqrt() * x0_hat) / (1 - abar).sqrt()
     sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).sqrt()
     x_prev = abar_prev.sqrt() * x0_hat + (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * eps
     if eta > 0 and z is not None:

@@ -219,3 +219,26 @@ class Snapshots(Callback):
     def on_train_end(self, state: TrainState) -> None:
         if not self.at_step or self.at_step[-1] != state.step:
             self.take(state.model, state.step)
+
+
+class EMA(Callback):
+    """An exponential moving average of the model's weights, updated after every step:
+    w_avg <- decay * w_avg + (1 - decay) * w. The average of the last few hundred steps samples better than the
+    last, noisy step's weights (standard for diffusion models). `ema.model` is the averaged copy; sample with it.
+
+        ema = EMA(model, decay=0.995)
+        fit(model, ..., callbacks=[ema]);  ema.model(x, t)
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.995):
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        self.averaged.requires_grad_(False)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.averaged.module
+
+    def on_step_end(self, state: TrainState) -> None:
+        self.averaged.update_parameters(state.model)

@@ -10,7 +10,7 @@ from course_lib.config import N_SCORED
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    benchmark.main(["--profile", "smoke", "--out", str(out), "--only", "ae", "vae", "dcgan", "ddpm"])
+    benchmark.main(["--profile", "smoke", "--out", str(out), "--only", "ae", "vae", "dcgan", "ddpm", "cgan"])
     return out
 
 
@@ -22,7 +22,11 @@ def test_smoke_run_writes_results_for_built_models_and_says_which_are_not_built(
     assert ae["n_images"] == N_SCORED["smoke"]
     assert ae["fd_real"] < ae["fd"] < ae["fd_noise"]
     assert 0 <= ae["precision"] <= 1 and 0 <= ae["recall"] <= 1
-    assert results["ddpm"] == {"status": "not built yet (lesson 4)"}
+    assert results["cgan"] == {"status": "not built yet (lesson 5)"}
+    ddpm = results["ddpm"]
+    assert ddpm["status"] == "ok" and ddpm["fd_real"] < ddpm["fd"] < ddpm["fd_noise"]
+    n_both = N_SCORED["smoke"] // 5
+    assert ddpm[f"fd_ddpm1000_{n_both}"] > 0 and ddpm[f"fd_ddim50_{n_both}"] > 0 and ddpm["ddpm1000_seconds_100"] > 0
     dcgan = results["dcgan"]
     assert dcgan["status"] == "ok" and dcgan["fd_real"] < dcgan["fd"] < dcgan["fd_noise"]
     assert dcgan["n_params"] > dcgan["d_params"] > 10_000
@@ -47,8 +51,9 @@ def test_unknown_model_name_lists_the_valid_ones(tmp_path):
 def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke_run, tmp_path):
     text = results_table.table(json.loads((smoke_run / "results.json").read_text()))
     lines = text.splitlines()
-    assert len(lines) == 6 and lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
-    assert lines[4].startswith("| dcgan | smoke |") and "not built yet" in lines[5]
+    assert len(lines) == 7 and lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
+    assert lines[4].startswith("| dcgan | smoke |") and lines[5].startswith("| ddpm | smoke |")
+    assert "not built yet" in lines[6]
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results_table.START}\nold table\n{results_table.END}\nrest\n")
     results_table.replace_in(readme, text)

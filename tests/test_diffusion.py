@@ -353,3 +353,15 @@ def test_samplers_and_loss_follow_the_models_device():
         assert images.device.type == "cuda" and traj.x_t[-1].device.type == "cpu"
         images, _ = ddim_sample(model, schedule, 2, steps=5, eta=1.0, generator=seeded(0))
         assert images.device.type == "cuda"
+
+
+def test_ddim_step_rederives_the_noise_after_clipping_x0():
+    # A prediction far out of range (as early in sampling) is clipped; the step must then use the noise that fits
+    # the clipped x0, or the errors pile up over many steps (DDIM-1000 once scored 3.5x worse than DDIM-50).
+    schedule = DiffusionSchedule(T=1000)
+    x_t, eps, t, t_prev = torch.full((1, 1, 28, 28), 3.0), torch.zeros(1, 1, 28, 28), 500, 400
+    x_prev, x0_hat = ddim_update(schedule, x_t, t, t_prev, eps)
+    assert torch.equal(x0_hat, torch.ones_like(x0_hat))  # 3 / sqrt(abar_500) is far above 1: clipped
+    abar, abar_prev = schedule.alpha_bars[t], schedule.alpha_bars[t_prev]
+    eps_fit = (x_t - abar.sqrt() * x0_hat) / (1 - abar).sqrt()
+    assert torch.allclose(x_prev, abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps_fit, atol=1e-5)

@@ -18,6 +18,9 @@ RIGHT_ANSWERS = {
     "g_loss_ns": exercises.g_loss_non_saturating_solution,
     "optimal_d": 0.75,
     "v_at_optimum": -1.3863,
+    "q_sample": exercises.q_sample_solution,
+    "reverse_step": exercises.reverse_step_solution,
+    "signal_left": 0.0063,
 }
 
 
@@ -121,3 +124,26 @@ def test_non_saturating_mistakes_get_their_hint(answer, hint, capsys):
 def test_gan_theory_mistakes_get_their_hint(name, answer, hint, capsys):
     assert check(name, answer) is False
     assert hint in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, answer, hint", [
+    ("q_sample", lambda x0, a, e: a * x0 + (1 - a) * e, "square roots"),
+    ("q_sample", lambda x0, a, e: (1 - a) ** 0.5 * x0 + a ** 0.5 * e, "swapped"),
+    ("reverse_step", lambda x, e, b, a, z: (x - b / (1 - a) ** 0.5 * e) / (1 - b) ** 0.5, "fresh noise is missing"),
+    ("reverse_step", lambda x, e, b, a, z: (x - (1 - a) ** 0.5 * e) / a ** 0.5, "predicted x_0"),
+    ("signal_left", 4e-5, "square root"),
+])
+def test_diffusion_mistakes_get_their_hint(name, answer, hint, capsys):
+    assert check(name, answer) is False
+    assert hint in capsys.readouterr().out
+
+
+def test_reverse_step_solution_matches_the_library_sampler_step():
+    from course_lib.diffusion import DiffusionSchedule, ddpm_update
+
+    schedule = DiffusionSchedule(T=1000)
+    x_t, eps, z = torch.randn(2, 1, 28, 28), torch.randn(2, 1, 28, 28), torch.randn(2, 1, 28, 28)
+    t = 500
+    want = ddpm_update(schedule, x_t, t, eps, z)
+    got = exercises.reverse_step_solution(x_t, eps, schedule.betas[t].item(), schedule.alpha_bars[t].item(), z)
+    assert torch.allclose(got, want, atol=1e-5)

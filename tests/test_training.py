@@ -181,3 +181,19 @@ def test_a_callback_can_stop_training_with_a_message(capsys):
                   progress=False)
     assert history.stopped == "enough" and len(history.steps["loss"]) == 5
     assert "five steps are enough" in capsys.readouterr().out
+
+
+def test_ema_follows_the_weights_with_a_lag():
+    from course_lib.training import EMA
+
+    model = linear_model()
+    start = model.weight.detach().clone()
+    ema = EMA(model, decay=0.9)
+    fit(model, regression_batches(), mse_step, sgd(model), epochs=3, callbacks=[ema], progress=False)
+    final, averaged = model.weight.detach(), ema.model.weight.detach()
+    assert not torch.equal(averaged, final) and not torch.equal(averaged, start)
+    assert (averaged - final).abs().item() < (start - final).abs().item()  # between the start and the end, nearer the end
+    assert not ema.model.weight.requires_grad
+    instant = EMA(model, decay=0.0)
+    fit(model, regression_batches(), mse_step, sgd(model), epochs=4, callbacks=[instant], progress=False)
+    assert torch.equal(instant.model.weight, model.weight)  # decay 0: the average is the last weights

@@ -1,0 +1,344 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 4 — Diffusion models (DDPM)
+#
+# GANs make sharp images in one step but are hard to train; VAEs train easily but blur. **Denoising diffusion
+# probabilistic models** (DDPM, Ho et al. 2020) get both stable training and sharp samples by splitting generation
+# into many small steps:
+#
+# - a fixed **forward process** adds a little Gaussian noise at each of $T = 1000$ steps, until a digit is pure noise;
+# - a network learns to undo *one* small step: given a noisy image $x_t$ and the step $t$, predict the noise
+#   $\epsilon$ that was added. Its loss is a plain regression;
+# - to generate, start from pure noise and undo the steps one by one.
+#
+# In this lesson you will:
+# 1. run the forward process, step by step and in closed form, and scrub through it;
+# 2. look at the noise schedule (linear vs cosine);
+# 3. train a small time-conditioned U-Net with Algorithm 1 and sample with Algorithm 2;
+# 4. scrub backwards through a sampling run of *your* model: $x_t$, the predicted $x_0$ and the predicted noise;
+# 5. sample faster with DDIM, and measure what the speed costs.
+
+# %% tags=["colab"]
+# NBVAL_SKIP
+# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+import importlib.util
+import os
+import subprocess
+import sys
+
+COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
+if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
+    if not COURSE_REPO:
+        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
+    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib import exercises
+from course_lib.config import N_SCORED, start_lesson
+from course_lib.data import load_dataset, make_loader
+from course_lib.diffusion import (DiffusionSchedule, ddim_sample, ddpm_sample, diffusion_loss, forward_trajectory,
+                                  q_sample, q_step, to_image_range, to_model_range)
+from course_lib.fastpath import describe_fast_path, fast_autocast
+from course_lib.liveplot import LivePlot
+from course_lib.metrics import fd_to_training_digits
+from course_lib.plotting import show_images
+from course_lib.training import EMA, fit
+from course_lib.unet import UNet
+from course_lib.vae import slerp
+from course_lib.widgets import FrameScrubber
+
+PROFILE, S, device = start_lesson("diffusion")  # sizes for this profile, device, seeds
+train = load_dataset("mnist", "train", n=S.n_train)
+x_train = train.tensors[0]
+
+# %% [markdown]
+# ## The forward process
+#
+# With a variance schedule $\beta_1, \dots, \beta_T$ (here rising linearly from $10^{-4}$ to $0.02$), one step of the
+# forward process shrinks the image a little and adds a little noise:
+#
+# $$q(x_t \mid x_{t-1}) = \mathcal{N}\big(x_t;\ \sqrt{1 - \beta_t}\, x_{t-1},\ \beta_t I\big).$$
+#
+# Steps of Gaussian noise add up to one Gaussian, so any $x_t$ can be reached from $x_0$ in one jump. With
+# $\alpha_t = 1 - \beta_t$ and $\bar\alpha_t = \prod_{s \le t} \alpha_s$:
+#
+# $$x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon, \qquad \epsilon \sim \mathcal{N}(0, I).$$
+#
+# Pixels are mapped from $[0, 1]$ to $[-1, 1]$ first, so that pure noise $\mathcal{N}(0, I)$ has the data's scale.
+# Check that both routes give the same distribution: take one image, run 300 single steps 2,000 times, and compare
+# the mean and variance of every pixel with the closed form.
+
+# %%
+schedule = DiffusionSchedule(T=1000, kind="linear")
+x0 = to_model_range(x_train[:1]).repeat(2000, 1, 1, 1)  # the same digit 2,000 times
+gen = torch.Generator().manual_seed(0)
+t = 300
+x = x0
+for s in range(t + 1):  # timesteps 0..t (the course counts from 0)
+    x = q_step(schedule, x, s, torch.randn(x.shape, generator=gen))
+mean_gap = (x.mean(0) - schedule.sqrt_alpha_bars[t] * x0[0]).abs().max().item()
+var_gap = (x.var(0) - (1 - schedule.alpha_bars[t])).abs().max().item()
+print(f"t = {t}: abar_t = {schedule.alpha_bars[t]:.4f}; largest gap to the closed form: mean {mean_gap:.3f}, "
+      f"variance {var_gap:.3f}")
+assert mean_gap < 0.1 and var_gap < 0.15
+
+# %% [markdown]
+# ### Exercise 1 — `q_sample`
+# Write the closed form: `my_q_sample(x0, abar_t, eps)` returns $x_t$ given $x_0$, $\bar\alpha_t$ (a number) and the
+# noise.
+
+# %%
+def my_q_sample(x0, abar_t, eps):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("q_sample", my_q_sample)
+# exercises.solution("q_sample")  # uncomment to see a reference answer
+
+# %% [markdown]
+# ### Scrub through the forward process
+# Eight digits on their way to noise. Drag the slider or press play; below, the histogram of all pixel values at a
+# few steps: it starts as the digits' two bumps (background and ink) and ends as the standard normal.
+
+# %%
+ts = list(range(0, 1000, 25)) + [999]
+frames = forward_trajectory(schedule, x_train[:8], ts, generator=torch.Generator().manual_seed(1))
+FrameScrubber(list(frames), [f"t = {t}" for t in ts], nrow=8, description="t")
+
+# %%
+fig, axes = plt.subplots(1, 5, figsize=(18, 3), sharey=True)
+x0_many = to_model_range(x_train[:500])
+normal = torch.distributions.Normal(0.0, 1.0)
+grid = torch.linspace(-4, 4, 200)
+for ax, t in zip(axes, [0, 50, 200, 500, 999]):
+    xt = q_sample(schedule, x0_many, t, torch.randn(x0_many.shape, generator=gen))
+    ax.hist(xt.flatten().numpy(), bins=80, range=(-4, 4), density=True, alpha=0.7)
+    ax.plot(grid, normal.log_prob(grid).exp(), "r", label="N(0, 1)")
+    ax.set_title(f"t = {t}")
+axes[0].legend()
+plt.show()
+print(f"pixels at t = 999: mean {xt.mean():.3f}, std {xt.std():.3f}")
+assert abs(xt.mean()) < 0.02 and abs(xt.std() - 1) < 0.02
+
+# %% [markdown]
+# ## The noise schedule
+# $\bar\alpha_t$ is how much of the image is left at step $t$; the signal-to-noise ratio is
+# $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$. The linear schedule destroys the image fast: by the middle
+# almost nothing is left, and many late steps are spent on near-pure noise. The **cosine** schedule (Nichol &
+# Dhariwal 2021) spreads the destruction more evenly.
+
+# %%
+cosine = DiffusionSchedule(T=1000, kind="cosine")
+steps = torch.arange(1000)
+fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+for sched, name in [(schedule, "linear"), (cosine, "cosine")]:
+    axes[0].plot(steps, sched.alpha_bars, label=name)
+    axes[1].semilogy(steps, sched.snr(steps), label=name)
+axes[0].set_title(r"$\bar\alpha_t$ (signal left)"), axes[1].set_title("signal-to-noise ratio")
+for ax in axes:
+    ax.set_xlabel("t"), ax.legend()
+plt.show()
+print(f"linear: abar at T = {schedule.alpha_bars[-1]:.1e}, at t = 500: {schedule.alpha_bars[500]:.3f}; "
+      f"cosine at t = 500: {cosine.alpha_bars[500]:.3f}")
+assert 3.5e-5 < schedule.alpha_bars[-1] < 4.5e-5 and cosine.alpha_bars[500] > schedule.alpha_bars[500]
+
+# %% [markdown]
+# ## Training: Algorithm 1
+#
+# Repeat: take a training image $x_0$, a step $t \sim \mathrm{Uniform}\{1, \dots, T\}$ and noise
+# $\epsilon \sim \mathcal{N}(0, I)$; take a gradient step on
+#
+# $$\big\| \epsilon - \epsilon_\theta\big(\sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon,\ t\big) \big\|^2.$$
+#
+# The network $\epsilon_\theta(x_t, t)$ is a **U-Net**: an encoder-decoder with skip connections, so fine detail can
+# go straight across. It is told $t$ through a sinusoidal embedding (as Transformers encode positions) added inside
+# every block; one network serves all 1000 steps. It knows nothing about the schedule.
+#
+# On a CPU that supports it, the arithmetic runs in bfloat16 (`fast_autocast`); the loss itself stays in float32.
+# We also keep an exponential moving average of the weights (`EMA`), as DDPM does: the average over the last few
+# hundred steps samples better than the last step's noisy weights. Sampling uses the averaged copy.
+
+# %%
+torch.manual_seed(0)
+model = UNet(channels=S.channels).to(device)
+print(f"U-Net: {sum(p.numel() for p in model.parameters()):,} parameters. {describe_fast_path(device)}")
+optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+step_noise = torch.Generator().manual_seed(0)
+ema = EMA(model, decay=0.995)
+
+
+def training_step(model, batch):
+    with fast_autocast(device):
+        return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], step_noise)
+
+
+history = fit(model, make_loader(train, S.batch_size), training_step, optimizer, S.epochs, device=device,
+              callbacks=[ema, LivePlot(logy=True, title="noise-prediction loss")])
+losses = history.steps["loss"]
+first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
+print(f"{len(losses)} steps in {history.seconds:.0f} s; loss {first:.3f} -> {last:.3f}")
+assert last < 0.5 * first
+
+
+def eps_model(x, t):  # what the samplers call: the averaged weights, outputs in float32
+    return ema.model(x, t).float()
+
+
+# %% [markdown]
+# ## Sampling: Algorithm 2
+#
+# Start from $x_T \sim \mathcal{N}(0, I)$; for $t = T, \dots, 1$:
+#
+# $$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1 - \bar\alpha_t}}\, \epsilon_\theta(x_t, t)\Big)
+# + \sigma_t z, \qquad z \sim \mathcal{N}(0, I)\ (z = 0 \text{ at the last step}),\ \sigma_t^2 = \beta_t.$$
+#
+# All 1000 steps, for 16 digits, recording every 10th step so we can scrub through it afterwards:
+
+# %%
+start = time.perf_counter()
+with fast_autocast(device):
+    samples, trajectory = ddpm_sample(eps_model, schedule, n=16, generator=torch.Generator().manual_seed(2),
+                                      record_every=10)
+ddpm_seconds = time.perf_counter() - start
+show_images(samples, nrow=16, title=f"DDPM, 1000 steps ({ddpm_seconds:.1f} s for 16 digits)")
+plt.show()
+
+# %% [markdown]
+# ### Scrub backwards through your model's sampling
+# Each frame shows, for 8 of the digits, three rows: $x_t$ (the sample so far), the model's current guess of the
+# clean image $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta) / \sqrt{\bar\alpha_t}$, and the noise it
+# predicts (grey = 0). Early on, $\hat x_0$ is a blurry average digit; the coarse shape is decided first, the
+# strokes last. The frames were computed during sampling; the slider only swaps them.
+
+# %%
+frames = [torch.cat([x[:8], x0[:8], to_image_range(eps[:8] / 3)])
+          for x, x0, eps in zip(trajectory.x_t, trajectory.x0_pred, trajectory.eps_pred)]
+scrubber = FrameScrubber(frames, [f"t = {t}: x_t / predicted x_0 / predicted noise" for t in trajectory.t],
+                         nrow=8, description="step")
+scrubber.slider.value = 0  # start at pure noise
+scrubber
+
+# %% [markdown]
+# ## DDIM: fewer steps
+#
+# 1000 network calls per image is why diffusion samples slowly compared with a GAN's single call. **DDIM** (Song et
+# al. 2021) uses the same trained network but jumps over many steps: from $x_t$ it predicts $\hat x_0$ and moves
+# directly to the $x_{t'}$ consistent with it, for an evenly spaced subsequence of steps. With $\eta = 0$ it adds no
+# fresh noise, so one starting noise always gives the same image. Here is the cost and the quality against the
+# number of steps (Frechet distance on the digit classifier's features, lower is better):
+
+# %%
+n_table = S.n_sampled
+table = []
+for n_steps in S.ddim_steps:
+    start = time.perf_counter()
+    with fast_autocast(device):
+        images, _ = ddim_sample(eps_model, schedule, n=n_table, steps=n_steps,
+                                generator=torch.Generator().manual_seed(3))
+    seconds = time.perf_counter() - start
+    table.append((n_steps, seconds, fd_to_training_digits(images)))
+    print(f"DDIM {n_steps:4d} steps: {seconds:6.1f} s for {n_table} digits, Frechet distance {table[-1][2]:8.1f}")
+assert table[0][1] < table[-1][1]  # fewer steps, less time
+
+# %% [markdown]
+# ### Interpolating between two noises
+# DDIM with $\eta = 0$ is a deterministic map from noise to image, so a path between two starting noises gives a
+# path between two digits. The noises are 784-dimensional Gaussians, so we walk along the great circle (slerp).
+
+# %%
+gen = torch.Generator().manual_seed(5)
+noise0, noise1 = torch.randn(2, 784, generator=gen)
+path = slerp(noise0, noise1, torch.linspace(0, 1, 10)).view(10, 1, 28, 28)
+with fast_autocast(device):
+    walk, _ = ddim_sample(eps_model, schedule, noise=path.to(device), steps=50)
+show_images(walk, nrow=10, title="DDIM (50 steps) along a slerp path between two noises")
+plt.show()
+again, _ = ddim_sample(eps_model, schedule, noise=path[:1].to(device), steps=50)
+assert torch.allclose(again, ddim_sample(eps_model, schedule, noise=path[:1].to(device), steps=50)[0])
+
+# %% [markdown]
+# ## VAE, GAN and diffusion side by side
+# How long does one image take? A VAE's decoder and a GAN's generator make an image in one network call; DDPM needs
+# 1000, DDIM 50. Sampling time depends only on the architecture, not on the training, so we time lesson 2's and
+# lesson 3's networks fresh here, on the same machine, against the U-Net you trained. (Their quality, measured
+# by `python -m course_lib.benchmark`, is in the README's results table.)
+
+# %%
+from course_lib.gans import DCGANGenerator
+from course_lib.vae import ConvVAE
+
+
+def seconds_per_image(make_batch, n=100):
+    make_batch(10)  # warm-up
+    start = time.perf_counter()
+    with torch.no_grad():
+        make_batch(n)
+    return (time.perf_counter() - start) / n
+
+
+vae, generator = ConvVAE(latent_dim=16).to(device).eval(), DCGANGenerator().to(device).eval()
+per_image = {
+    "VAE decoder (1 call)": seconds_per_image(lambda n: vae.sample(n)),
+    "DCGAN generator (1 call)": seconds_per_image(lambda n: generator(torch.randn(n, 100, device=device))),
+    "DDIM, 50 steps": table[[s for s, _, _ in table].index(50)][1] / n_table if 50 in S.ddim_steps else None,
+    "DDPM, 1000 steps": ddpm_seconds / 16,
+}
+for name, seconds in per_image.items():
+    if seconds is not None:
+        print(f"{name:26s} {1000 * seconds:9.2f} ms per image")
+assert per_image["DDPM, 1000 steps"] > 20 * per_image["DCGAN generator (1 call)"]
+
+# %% [markdown]
+# ### Exercise 2 — one reverse step
+# Write Algorithm 2's update: `my_reverse_step(x_t, eps, beta_t, abar_t, z)` returns $x_{t-1}$ with $\sigma_t^2 =
+# \beta_t$ (numbers for `beta_t` and `abar_t`, tensors for the rest).
+
+# %%
+def my_reverse_step(x_t, eps, beta_t, abar_t, z):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("reverse_step", my_reverse_step)
+
+# %% [markdown]
+# ### Exercise 3 — how much is left?
+# With the linear schedule, $\bar\alpha_{T} \approx 4 \cdot 10^{-5}$. By what factor is the original image scaled in
+# $x_T$ (a number)?
+
+# %%
+my_answer = None  # a number
+exercises.check("signal_left", my_answer)
+
+# %% [markdown]
+# ## Summary
+# - The forward process adds Gaussian noise step by step; its closed form jumps to any step at once.
+# - The network predicts the added noise, trained with a plain squared error (Algorithm 1); sampling undoes the steps
+#   one by one (Algorithm 2).
+# - DDIM reuses the same network with far fewer steps; the table above shows the price in quality.
+# - **Next (lesson 5, conditional models):** tell the generator *which* digit to draw.
