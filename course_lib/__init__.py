@@ -10,7 +10,11 @@ One module per idea:
                      networks, one alternating training step, a guard that stops failed runs
 - `toy2d`            lesson 3: 2-D toy distributions (ring, grid, moons, ...) and mode coverage
 - `gan_dashboard`    lesson 3: a live GAN lab for the 2-D toys (heatmap of D, gradient arrows, controls)
-- `training`         one `fit` loop with callbacks, history, checkpoints and clean interrupts
+- `diffusion`        lesson 4: noise schedules, the forward process, the simple loss, DDPM and DDIM samplers
+- `unet`             lesson 4: the time-conditioned U-Net that predicts the noise
+- `fastpath`         bfloat16 / mixed precision where the hardware supports it; `python -m course_lib.fastpath`
+- `training`         one `fit` loop with callbacks (live plots, snapshots, EMA), history, checkpoints and clean
+                     interrupts
 - `checkpoints`      safetensors weights and resumable training state
 - `liveplot`         a live loss / image figure that updates in place
 - `plotting`         image grids, latent scatter plots, PNG bytes

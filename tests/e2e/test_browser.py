@@ -202,3 +202,17 @@ def test_lesson_3_dashboard_scrubber_and_explorer_respond(browser, lab, shots):
     assert wait_for_new_image(explorer, before) != before, "moving slider z1 did not change the image"
     explorer.screenshot(path=shots / "lesson3_explorer_1.png")
     page.close()
+
+
+def test_lesson_4_forward_and_reverse_scrubbers_respond(browser, lab, shots):
+    page = run_all(browser, lab, "04_diffusion.ipynb")
+    scrubbers = page.locator(".widget-vbox:has(.widget-play)")
+    assert scrubbers.count() == 2  # the forward process, and the sampling run of the trained model
+    for i, dx in enumerate([-150, 200]):
+        scrubber = scrubbers.nth(i)
+        scrubber.scroll_into_view_if_needed()
+        before = image_src(scrubber)
+        drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, dx)
+        assert wait_for_new_image(scrubber, before) != before, f"moving scrubber {i + 1} did not change the frame"
+        scrubber.screenshot(path=shots / f"lesson4_scrubber_{i + 1}.png")
+    page.close()
