@@ -369,7 +369,6 @@ if PROFILE != "smoke":  # a few hundred steps (smoke) are too few for any of thi
 
 # %%
 train = load_dataset("mnist", "train", n=S.n_train)
-x_train = train.tensors[0]
 torch.manual_seed(0)
 dcgan = GAN(DCGANGenerator(z_dim=100, width=32), DCGANDiscriminator(width=32)).to(device)
 print(f"generator: {n_params(dcgan.generator):,} parameters; discriminator: {n_params(dcgan.discriminator):,}")
