@@ -37,6 +37,21 @@ class LessonSettings:
     channels: tuple[int, ...] = ()  # lesson 4: the U-Net's channels at 28, 14 and 7 pixels
     ddim_steps: tuple[int, ...] = ()  # lesson 4: the sampling steps compared in the DDIM table
     n_sampled: int = 0  # lesson 4: digits sampled for each row of that table
+    per_model: tuple[tuple[str, int, int], ...] = ()  # lessons with several models: (name, epochs, batch size)
+
+    def for_model(self, name: str) -> tuple[int, int]:
+        """(epochs, batch size) of model `name` in a lesson that trains several; the lesson's own otherwise.
+
+        >>> lesson_settings("conditional", profile="cpu").for_model("cgan")
+        (40, 64)
+        """
+        for model, epochs, batch_size in self.per_model:
+            if model == name:
+                return epochs, batch_size
+        if self.per_model:
+            known = ", ".join(model for model, _, _ in self.per_model)
+            raise ValueError(f"No settings for a model called {name!r} here; this lesson trains: {known}.")
+        return self.epochs, self.batch_size
 
 
 # One row per lesson, one column per profile. Lessons look their numbers up here, never hard-code them.
@@ -64,6 +79,17 @@ _SETTINGS = {
                               ddim_steps=(10, 20, 50, 100, 1000), n_sampled=100),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(32, 64, 128),
                               ddim_steps=(10, 20, 50, 100, 1000), n_sampled=1000),
+    },
+    # lesson 5: four models, each with its own epochs and batch size; `channels` is the guided U-Net's
+    "conditional": {
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, channels=(8, 16, 16), n_sampled=100,
+                                per_model=(("cgan", 2, 64), ("pix2pix", 2, 64), ("cvae", 4, 64), ("cfg", 2, 64))),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, channels=(16, 32, 64),
+                              n_sampled=500,
+                              per_model=(("cgan", 40, 64), ("pix2pix", 10, 64), ("cvae", 30, 64), ("cfg", 40, 32))),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, channels=(32, 64, 128),
+                              n_sampled=1000,
+                              per_model=(("cgan", 15, 128), ("pix2pix", 5, 128), ("cvae", 20, 128), ("cfg", 20, 128))),
     },
 }
 LESSONS = tuple(_SETTINGS)

@@ -175,12 +175,13 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """DCGAN's discriminator: image (B, 1, 28, 28) in [0, 1] -> logit (B,). Like an encoder with a one-number
-    output: strided convolutions halve the size (28 -> 14 -> 7), LeakyReLU(0.2), BatchNorm after the first layer."""
+    output: strided convolutions halve the size (28 -> 14 -> 7), LeakyReLU(0.2), BatchNorm after the first layer.
+    (`in_channels` > 1 is for lesson 5's conditional discriminator, which adds the label as extra channels.)"""
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, in_channels: int = 1):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # 28 -> 14
+            nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # 28 -> 14
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),  # 14 -> 7
             nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
             nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1),
@@ -267,9 +268,13 @@ class GANStep:
                     group["lr"] = lr
 
     def __call__(self, gan: GAN, batch) -> dict[str, float]:
+        """One step on `batch`: images, or (images, labels) whose labels a conditional GAN's G and D both get."""
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        G, n = gan.generator, len(real)
-        D = self._augmented(gan.discriminator) if self.augment > 0 else gan.discriminator
+        G, D, n = gan.generator, gan.discriminator, len(real)
+        if getattr(gan, "num_classes", None):  # a conditional GAN: G and D both get the batch's labels
+            y = batch[1]
+            G, D = (lambda z: gan.generator(z, y)), (lambda x: gan.discriminator(x, y))
+        D = self._augmented(D) if self.augment > 0 else D
         for _ in range(self.d_steps):
             fake = G(gan.sample_z(n, self.generator)).detach()
             real_out, fake_out = D(real), D(fake)

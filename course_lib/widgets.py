@@ -31,6 +31,9 @@ class LatentExplorer:
 
     For a long code (a GAN's z has 100 numbers) give `n_sliders`: sliders move the first `n_sliders` numbers, and
     the others keep the values of `start` (or of the last `set_latent` code).
+
+    For a conditional decoder (lesson 5) give `classes=10`: `decode(z, y)` then also gets the label y (a (1,) long
+    tensor) chosen with a row of buttons, so the same code can be drawn as every digit.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class LatentExplorer:
         images: torch.Tensor | None = None,
         encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
         n_sliders: int | None = None,
+        classes: int | None = None,
     ):
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
@@ -71,7 +75,16 @@ class LatentExplorer:
         self._updating = False
         for slider in self.sliders:
             slider.observe(self._on_change, names="value")
-        controls = widgets.VBox(self.sliders + [self.reset])
+        self.label = None
+        extra = []
+        if classes is not None:
+            if classes < 2:
+                raise ValueError(f"classes is the number of labels the decoder knows (e.g. 10), got {classes}.")
+            self.label = widgets.ToggleButtons(options=list(range(classes)), value=0, description="digit",
+                                               style={"button_width": "28px"})
+            self.label.observe(self._on_change, names="value")
+            extra = [self.label]
+        controls = widgets.VBox(extra + self.sliders + [self.reset])
         parts = [controls, self.image]
         if images is not None:
             if encode is None:
@@ -142,7 +155,9 @@ class LatentExplorer:
 
     @torch.no_grad()
     def _redraw(self) -> None:
-        self.image.value = to_png(self.decode(self.z.to(self._device()))[0], self.scale)
+        z = self.z.to(self._device())
+        image = self.decode(z) if self.label is None else self.decode(z, torch.tensor([self.label.value], device=z.device))
+        self.image.value = to_png(image[0], self.scale)
 
     def _ipython_display_(self):
         from IPython.display import display

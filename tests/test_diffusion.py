@@ -365,3 +365,20 @@ def test_ddim_step_rederives_the_noise_after_clipping_x0():
     abar, abar_prev = schedule.alpha_bars[t], schedule.alpha_bars[t_prev]
     eps_fit = (x_t - abar.sqrt() * x0_hat) / (1 - abar).sqrt()
     assert torch.allclose(x_prev, abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps_fit, atol=1e-5)
+
+
+def test_min_snr_weighting_only_lowers_the_weight_of_nearly_clean_images():
+    schedule = DiffusionSchedule(T=1000)
+    x0 = torch.rand(64, 1, 28, 28)
+    model = lambda x, t: torch.zeros_like(x)  # noqa: E731  (predicts no noise: error = eps^2 at every t)
+    plain = diffusion_loss(model, schedule, x0, torch.Generator().manual_seed(0))
+    huge_gamma = diffusion_loss(model, schedule, x0, torch.Generator().manual_seed(0), min_snr_gamma=1e9)
+    assert torch.allclose(plain, huge_gamma)  # gamma above every SNR: every weight is 1
+    weighted = diffusion_loss(model, schedule, x0, torch.Generator().manual_seed(0), min_snr_gamma=5.0)
+    gen = torch.Generator().manual_seed(0)  # redo the draws by hand
+    t = torch.randint(0, 1000, (64,), generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    snr = schedule.snr(t)
+    expected = (eps.pow(2).flatten(1).mean(1) * snr.clamp(max=5.0) / snr).mean()
+    assert torch.allclose(weighted, expected, atol=1e-6)
+    assert weighted < plain  # weights are at most 1, and below 1 wherever SNR(t) > 5

@@ -21,6 +21,10 @@ RIGHT_ANSWERS = {
     "q_sample": exercises.q_sample_solution,
     "reverse_step": exercises.reverse_step_solution,
     "signal_left": 0.0063,
+    "one_hot": exercises.one_hot_solution,
+    "guidance": exercises.guidance_solution,
+    "pix2pix_g_loss": exercises.pix2pix_g_loss_solution,
+    "guidance_cost": 100,
 }
 
 
@@ -147,3 +151,28 @@ def test_reverse_step_solution_matches_the_library_sampler_step():
     want = ddpm_update(schedule, x_t, t, eps, z)
     got = exercises.reverse_step_solution(x_t, eps, schedule.betas[t].item(), schedule.alpha_bars[t].item(), z)
     assert torch.allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, answer, hint", [
+    ("one_hot", lambda y: exercises.one_hot_solution(y).T, "transposed"),
+    ("one_hot", lambda y: 1 - exercises.one_hot_solution(y), "swapped"),
+    ("one_hot", lambda y: exercises.one_hot_solution(y).long(), "float"),
+    ("guidance", lambda u, c, w: c + w * (c - u), "start from the unconditional"),
+    ("guidance", lambda u, c, w: w * c, "not guidance"),
+    ("pix2pix_g_loss", lambda d, f, t, lam: -torch.log(d).mean() + lam * (f - t).pow(2).mean(), "(L1)"),
+    ("pix2pix_g_loss", lambda d, f, t, lam: -torch.log(d).mean() + (f - t).abs().mean(), "weight"),
+    ("pix2pix_g_loss", lambda d, f, t, lam: torch.log(1 - d).mean() + lam * (f - t).abs().mean(), "minimax"),
+    ("guidance_cost", 50, "two noise predictions"),
+])
+def test_conditional_mistakes_get_their_hint(name, answer, hint, capsys):
+    assert check(name, answer) is False
+    assert hint in capsys.readouterr().out
+
+
+def test_library_agrees_with_the_lesson_5_solutions():
+    from course_lib.conditional import guided_eps, one_hot
+
+    y = torch.tensor([4, 1, 7])
+    assert torch.equal(one_hot(y), exercises.one_hot_solution(y))
+    u, c = torch.randn(3, 5), torch.randn(3, 5)
+    assert torch.allclose(guided_eps(u, c, 2.5), exercises.guidance_solution(u, c, 2.5))

@@ -124,3 +124,20 @@ def test_explorer_with_fewer_sliders_than_latent_numbers():
     assert torch.equal(seen[-1][0][:3], torch.zeros(3)) and torch.equal(seen[-1][0][3:], start[3:])
     with pytest.raises(ValueError, match="n_sliders"):
         LatentExplorer(decode, latent_dim=10, n_sliders=11)
+
+
+def test_class_buttons_redraw_the_same_code_as_another_digit():
+    from course_lib.conditional import ConditionalVAE
+
+    torch.manual_seed(0)
+    cvae = ConditionalVAE(latent_dim=2, hidden=(16, 32)).eval()
+    explorer = LatentExplorer(cvae.decode, latent_dim=2, classes=10, start=torch.tensor([0.5, -0.5]))
+    assert explorer.label.value == 0
+    before = bytes(explorer.image.value)
+    explorer.label.value = 7
+    with torch.no_grad():
+        assert bytes(explorer.image.value) == to_png(cvae.decode(explorer.z, torch.tensor([7]))[0], 8)
+    assert bytes(explorer.image.value) != before
+    explorer.sliders[0].value = -1.0  # the sliders keep using the chosen digit
+    with torch.no_grad():
+        assert bytes(explorer.image.value) == to_png(cvae.decode(explorer.z, torch.tensor([7]))[0], 8)
