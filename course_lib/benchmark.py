@@ -29,7 +29,10 @@ from .metrics import fd_to_training_digits, quality_report
 from .training import EMA, CosineSchedule, fit
 from .unet import UNet
 from .vae import AUGMENT, ConvVAE, negative_elbo, vae_step
-
+from .conditional import (ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator, ConditionalVAE,
+                          GuidedModel, cfg_step, cvae_step)
+from .metrics import class_accuracy
+from .pix2pix import Pix2Pix, Pix2PixStep, hide_lower_half, sharpness
 
 
 @dataclass
@@ -136,8 +139,112 @@ def train_ddpm(profile: str, device: torch.device) -> Trained:
                                            "ddpm1000_seconds_100": ddpm_seconds * 100 / n_both})
 
 
-BUILT = {"ae": train_ae, "vae": train_vae, "dcgan": train_dcgan, "ddpm": train_ddpm}
-PLANNED = {"cgan": 5, "cvae": 5, "cfg": 5, "pix2pix": 5, "ldm": 6}  # name -> lesson
+def cycled_labels(n: int, generator: torch.Generator) -> torch.Tensor:
+    """n labels, each digit equally often (0-9 repeated), in a shuffled order."""
+    return (torch.arange(n) % 10)[torch.randperm(n, generator=generator)]
+
+
+def train_cgan(profile: str, device: torch.device) -> Trained:
+    """Lesson 5's conditional DCGAN (the one-hot label into G and D; otherwise lesson 3's settings), sampled with
+    every digit equally often; scored with the class accuracy of what was asked for."""
+    s = lesson_settings("conditional", profile)
+    epochs, batch_size = s.for_model("cgan")
+    train = load_dataset("mnist", "train", n=s.n_train)
+    cgan = ConditionalGAN(ConditionalGenerator(width=32), ConditionalDiscriminator(width=32)).to(device)
+    step = GANStep(cgan, "non_saturating", lr_d=2e-3, lr_g=2e-3, augment=1.0,
+                   generator=torch.Generator().manual_seed(0))
+    history = fit(cgan, make_loader(train, batch_size), step, None, epochs, device=device, callbacks=[GANGuard()],
+                  progress=False)
+
+    def sample(n, generator):
+        labels = cycled_labels(n, generator)
+        return cgan.sample(n, generator, labels=labels).cpu(), labels
+
+    return Trained(sample, n_params(cgan.generator), history.seconds, extra={"d_params": n_params(cgan.discriminator)})
+
+
+def train_cvae(profile: str, device: torch.device) -> Trained:
+    """Lesson 5's conditional VAE (MLP, 2-number code, the one-hot label into encoder and decoder; Adam 2e-3 with a
+    cosine schedule), sampled from its prior with every digit equally often."""
+    s = lesson_settings("conditional", profile)
+    epochs, batch_size = s.for_model("cvae")
+    train = load_dataset("mnist", "train", n=s.n_train)
+    cvae = ConditionalVAE(latent_dim=2).to(device)
+    optimizer = torch.optim.Adam(cvae.parameters(), lr=2e-3)
+    history = fit(cvae, make_loader(train, batch_size), cvae_step(), optimizer, epochs, device=device,
+                  callbacks=[CosineSchedule(optimizer, epochs)], progress=False)
+
+    def sample(n, generator):
+        labels = cycled_labels(n, generator)
+        return cvae.eval().sample(n, generator, labels=labels.to(device)).cpu(), labels
+
+    return Trained(sample, sum(p.numel() for p in cvae.parameters()), history.seconds)
+
+
+def train_pix2pix(profile: str, device: torch.device) -> Trained:
+    """Lesson 5's pix2pix on the completion task (the lower half of a digit hidden; U-Net generator, patch
+    discriminator, loss = cGAN + 100 * L1, Adam 1e-3), and the same generator trained with L1 alone for comparison. "Samples"
+    are completions of held-out digits; their labels are the true digits'. Also reports sharpness (variance of the
+    Laplacian) and L1 error of both, and of the real digits."""
+    s = lesson_settings("conditional", profile)
+    epochs, batch_size = s.for_model("pix2pix")
+    train = load_dataset("mnist", "train", n=s.n_train)
+    test_x, test_y = load_dataset("mnist", "test", source="bundled").tensors
+    models = {}
+    for name, adversarial in (("pix2pix", True), ("l1_only", False)):
+        torch.manual_seed(0)
+        model = Pix2Pix().to(device)
+        step = Pix2PixStep(model, adversarial=adversarial, lr=1e-3)
+        history = fit(model, make_loader(train, batch_size), step, None, epochs, device=device, progress=False)
+        models[name] = (model, history.seconds)
+
+    def complete(model, n, generator):
+        index = torch.randint(len(test_x), (n,), generator=generator)
+        return model.translate(hide_lower_half(test_x[index]).to(device)).cpu(), test_y[index]
+
+    l1_only = models["l1_only"][0]
+    extra = {"sharpness_real": sharpness(test_x)}
+    for name, (model, seconds) in models.items():
+        out = torch.cat([model.translate(hide_lower_half(x).to(device)).cpu() for x in test_x.split(500)])
+        extra.update({f"sharpness_{name}": sharpness(out), f"l1_error_{name}": (out - test_x).abs().mean().item()})
+    fake_l1, labels = complete(l1_only, len(test_x), torch.Generator().manual_seed(5))
+    extra.update(fd_l1_only=fd_to_training_digits(fake_l1), class_accuracy_l1_only=class_accuracy(fake_l1, labels),
+                 train_seconds_l1_only=models["l1_only"][1])
+    model, seconds = models["pix2pix"]
+    return Trained(lambda n, generator: complete(model, n, generator), n_params(model.generator), seconds, extra=extra)
+
+
+def train_cfg(profile: str, device: torch.device) -> Trained:
+    """Lesson 5's classifier-free guidance: lesson 4's U-Net with a class embedding, labels dropped 10% of the time,
+    Min-SNR-5 loss weighting, Adam 1e-3, EMA 0.995; sampled with DDIM (50 steps) at guidance w = 3. Also reports the class accuracy and Frechet distance
+    of 500 digits at w = 0, 1, 2, 3 and 5 (the same starting noise for every w)."""
+    s = lesson_settings("conditional", profile)
+    epochs, batch_size = s.for_model("cfg")
+    train = load_dataset("mnist", "train", n=s.n_train)
+    schedule = DiffusionSchedule(T=1000)
+    model = UNet(channels=s.channels, num_classes=10).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ema = EMA(model, decay=0.995)
+    history = fit(model, make_loader(train, batch_size), cfg_step(schedule, generator=torch.Generator().manual_seed(0)),
+                  optimizer, epochs, device=device, callbacks=[ema], progress=False)
+
+    def sample(n, generator, w=3.0):
+        labels = cycled_labels(n, generator)
+        noise = torch.randn(n, 1, 28, 28, generator=generator)
+        images, _ = ddim_sample(GuidedModel(ema.model, labels, w), schedule, noise=noise.to(device), steps=50)
+        return images.cpu(), labels
+
+    extra = {}
+    for w in (0.0, 1.0, 2.0, 3.0, 5.0):
+        images, labels = sample(N_SCORED[profile] // 2, torch.Generator().manual_seed(6), w)
+        extra[f"class_accuracy_w{w:g}"] = class_accuracy(images, labels)
+        extra[f"fd_w{w:g}"] = fd_to_training_digits(images)
+    return Trained(sample, sum(p.numel() for p in model.parameters()), history.seconds, extra=extra)
+
+
+BUILT = {"ae": train_ae, "vae": train_vae, "dcgan": train_dcgan, "ddpm": train_ddpm, "cgan": train_cgan,
+         "cvae": train_cvae, "pix2pix": train_pix2pix, "cfg": train_cfg}
+PLANNED = {"ldm": 6}  # name -> lesson
 NAMES = list(BUILT) + list(PLANNED)
 
 

@@ -82,14 +82,14 @@ _SETTINGS = {
     },
     # lesson 5: four models, each with its own epochs and batch size; `channels` is the guided U-Net's
     "conditional": {
-        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, channels=(8, 16, 16), n_sampled=100,
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, channels=(8, 16, 16), n_sampled=60,
                                 per_model=(("cgan", 2, 64), ("pix2pix", 2, 64), ("cvae", 4, 64), ("cfg", 2, 64))),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, channels=(16, 32, 64),
-                              n_sampled=500,
-                              per_model=(("cgan", 40, 64), ("pix2pix", 10, 64), ("cvae", 30, 64), ("cfg", 40, 32))),
+                              n_sampled=300,
+                              per_model=(("cgan", 40, 64), ("pix2pix", 16, 64), ("cvae", 60, 64), ("cfg", 30, 32))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, channels=(32, 64, 128),
                               n_sampled=1000,
-                              per_model=(("cgan", 15, 128), ("pix2pix", 5, 128), ("cvae", 20, 128), ("cfg", 20, 128))),
+                              per_model=(("cgan", 15, 128), ("pix2pix", 5, 128), ("cvae", 30, 128), ("cfg", 20, 128))),
     },
 }
 LESSONS = tuple(_SETTINGS)

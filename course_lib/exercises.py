@@ -32,11 +32,27 @@ def check(name: str, answer: Any) -> bool:
         print(f"Not yet: the answer is empty. {exercise.question}")
         return False
     try:
-        right, message = exercise.grade(answer)
+        right, message = exercise.grade(_refusing_ellipsis(answer) if callable(answer) else answer)
+    except _NotWrittenYet:
+        right, message = False, "your function still returns `...`: write your code in its place."
     except Exception as err:  # the student's code raised: show it as a hint, not a traceback from the checker
         right, message = False, f"your answer raised {type(err).__name__}: {err}"
     print(("Correct! " if right else "Not yet: ") + message)
     return right
+
+
+class _NotWrittenYet(Exception):
+    """A student's function returned the `...` placeholder of the exercise cell."""
+
+
+def _refusing_ellipsis(fn: Callable) -> Callable:
+    def wrapped(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        if out is ...:
+            raise _NotWrittenYet
+        return out
+
+    return wrapped
 
 
 def solution(name: str) -> None:
@@ -423,7 +439,7 @@ def one_hot_solution(y, num_classes=10):
 def _grade_one_hot(fn):
     y = torch.tensor([3, 0, 9, 3])
     got = fn(y)
-    if got is None:
+    if got is None or got is ...:
         return False, "your function returned None; return the (B, 10) one-hot codes."
     got = torch.as_tensor(got)
     if got.shape != (4, 10):
@@ -447,9 +463,10 @@ def guidance_solution(eps_uncond, eps_cond, w):
 def _grade_guidance(fn):
     gen = torch.Generator().manual_seed(9)
     eps_u, eps_c = torch.randn(2, 1, 28, 28, generator=gen), torch.randn(2, 1, 28, 28, generator=gen)
-    got = {w: torch.as_tensor(fn(eps_u, eps_c, w)) for w in (0.0, 1.0, 3.0)}
-    if any(v is None for v in got.values()):
-        return False, "your function returned None; return the guided noise prediction."
+    got = {w: fn(eps_u, eps_c, w) for w in (0.0, 1.0, 3.0)}
+    if any(v is None or v is ... for v in got.values()):
+        return False, "your function returned nothing yet; return the guided noise prediction."
+    got = {w: torch.as_tensor(v) for w, v in got.items()}
     if torch.allclose(got[3.0], eps_c + 3.0 * (eps_c - eps_u), atol=1e-5):
         return False, "you start from the conditional prediction; start from the unconditional one, eps(x_t, t, empty)."
     if torch.allclose(got[3.0], 3.0 * eps_c, atol=1e-5):
@@ -473,7 +490,7 @@ def _grade_pix2pix_g_loss(fn):
     d_fake = torch.rand(4, 1, 7, 7, generator=gen) * 0.9 + 0.05
     fake, target = torch.rand(4, 1, 28, 28, generator=gen), torch.rand(4, 1, 28, 28, generator=gen)
     got = fn(d_fake, fake, target, 100.0)
-    if got is None:
+    if got is None or got is ...:
         return False, "your function returned None; return one number (a 0-d tensor)."
     got = torch.as_tensor(got, dtype=torch.float32)
     if got.numel() != 1:

@@ -10,7 +10,8 @@ from course_lib.config import N_SCORED
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    benchmark.main(["--profile", "smoke", "--out", str(out), "--only", "ae", "vae", "dcgan", "ddpm", "cgan"])
+    benchmark.main(["--profile", "smoke", "--out", str(out), "--only", "ae", "vae", "dcgan", "ddpm", "cgan", "cvae",
+                    "pix2pix", "cfg", "ldm"])
     return out
 
 
@@ -22,7 +23,7 @@ def test_smoke_run_writes_results_for_built_models_and_says_which_are_not_built(
     assert ae["n_images"] == N_SCORED["smoke"]
     assert ae["fd_real"] < ae["fd"] < ae["fd_noise"]
     assert 0 <= ae["precision"] <= 1 and 0 <= ae["recall"] <= 1
-    assert results["cgan"] == {"status": "not built yet (lesson 5)"}
+    assert results["ldm"] == {"status": "not built yet (lesson 6)"}
     ddpm = results["ddpm"]
     assert ddpm["status"] == "ok" and ddpm["fd_real"] < ddpm["fd"] < ddpm["fd_noise"]
     n_both = N_SCORED["smoke"] // 5
@@ -33,6 +34,22 @@ def test_smoke_run_writes_results_for_built_models_and_says_which_are_not_built(
     vae = results["vae"]
     assert vae["status"] == "ok" and 80 < vae["nelbo_test"] < 543  # below 784 log 2, the NELBO of a coin flip
     assert vae["fd_real"] < vae["fd"] < vae["fd_noise"]
+
+
+def test_smoke_run_scores_the_conditional_models_by_class(smoke_run):
+    results = json.loads((smoke_run / "results.json").read_text())
+    for name in ("cgan", "cvae", "pix2pix", "cfg"):
+        r = results[name]
+        assert r["status"] == "ok" and r["fd_real"] < r["fd"] < r["fd_noise"], name
+        assert 0 <= r["class_accuracy"] <= 1, name
+        with np.load(smoke_run / f"{name}.npz") as npz:
+            labels = npz["labels"]
+        assert labels.shape == (N_SCORED["smoke"],) and labels.min() >= 0 and labels.max() <= 9
+    for w in ("0", "1", "2", "3", "5"):
+        assert 0 <= results["cfg"][f"class_accuracy_w{w}"] <= 1 and results["cfg"][f"fd_w{w}"] > 0
+    p2p = results["pix2pix"]
+    assert p2p["sharpness_real"] > 0 and p2p["sharpness_pix2pix"] > 0 and p2p["sharpness_l1_only"] > 0
+    assert 0 < p2p["l1_error_pix2pix"] < 1 and 0 < p2p["l1_error_l1_only"] < 1
 
 
 def test_smoke_run_writes_images_in_range(smoke_run):
@@ -51,9 +68,10 @@ def test_unknown_model_name_lists_the_valid_ones(tmp_path):
 def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke_run, tmp_path):
     text = results_table.table(json.loads((smoke_run / "results.json").read_text()))
     lines = text.splitlines()
-    assert len(lines) == 7 and lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
+    assert len(lines) == 11 and lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
     assert lines[4].startswith("| dcgan | smoke |") and lines[5].startswith("| ddpm | smoke |")
-    assert "not built yet" in lines[6]
+    assert lines[6].startswith("| cgan | smoke |") and lines[9].startswith("| cfg | smoke |")
+    assert "not built yet" in lines[10]
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results_table.START}\nold table\n{results_table.END}\nrest\n")
     results_table.replace_in(readme, text)

@@ -176,3 +176,9 @@ def test_library_agrees_with_the_lesson_5_solutions():
     assert torch.equal(one_hot(y), exercises.one_hot_solution(y))
     u, c = torch.randn(3, 5), torch.randn(3, 5)
     assert torch.allclose(guided_eps(u, c, 2.5), exercises.guidance_solution(u, c, 2.5))
+
+
+@pytest.mark.parametrize("name", [n for n, v in RIGHT_ANSWERS.items() if callable(v)])
+def test_a_function_that_still_returns_the_placeholder_is_told_so(name, capsys):
+    assert check(name, lambda *args, **kwargs: ...) is False
+    assert "still returns `...`" in capsys.readouterr().out

@@ -216,3 +216,27 @@ def test_lesson_4_forward_and_reverse_scrubbers_respond(browser, lab, shots):
         assert wait_for_new_image(scrubber, before) != before, f"moving scrubber {i + 1} did not change the frame"
         scrubber.screenshot(path=shots / f"lesson4_scrubber_{i + 1}.png")
     page.close()
+
+
+def test_lesson_5_class_buttons_and_guidance_slider_respond(browser, lab, shots):
+    page = run_all(browser, lab, "05_conditional_models.ipynb")
+    explorer, handles = explorer_of(page, shots, "lesson5")
+    assert handles.count() == 2  # the CVAE's 2-number code
+    for digit in ["7", "3"]:  # the same style, written as another digit
+        before = image_src(explorer)
+        explorer.locator(f".widget-toggle-buttons button:text-is('{digit}')").click()
+        assert wait_for_new_image(explorer, before) != before, f"pressing {digit} did not change the image"
+        explorer.screenshot(path=shots / f"lesson5_explorer_digit_{digit}.png")
+    before = image_src(explorer)
+    drag(page, handles.nth(0), 100)
+    assert wait_for_new_image(explorer, before) != before, "moving slider z1 did not change the image"
+
+    scrubber = page.locator(".widget-vbox:has(.widget-play)").first  # the guidance scale
+    scrubber.scroll_into_view_if_needed()
+    caption = scrubber.locator(".widget-label").first
+    before, caption_before = image_src(scrubber), caption.inner_text()
+    drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, -300)  # towards w = 0
+    assert wait_for_new_image(scrubber, before) != before, "moving the guidance slider did not change the samples"
+    assert caption.inner_text() != caption_before and "guidance w" in caption.inner_text()
+    scrubber.screenshot(path=shots / "lesson5_guidance.png")
+    page.close()
