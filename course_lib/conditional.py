@@ -243,17 +243,19 @@ def drop_labels(y: torch.Tensor, p: float, num_classes: int = NUM_CLASSES,
 
 
 def cfg_step(schedule: DiffusionSchedule, p_uncond: float = 0.1, generator: torch.Generator | None = None,
-             fast: bool = True, min_snr_gamma: float | None = 5.0):
+             fast: bool = True, min_snr_gamma: float | None = 5.0, image_range: bool = True):
     """A step function for `fit` on (images, labels) batches: Algorithm 1's loss for a class-conditional U-Net, with
     each label dropped (set to "empty") with probability `p_uncond`. `fast` uses the device's fast autocast
     (bfloat16 on CPUs that have it) as in lesson 4; `min_snr_gamma` weighs the noise levels as `diffusion_loss`
-    explains (None: the plain loss of lesson 4)."""
+    explains (None: the plain loss of lesson 4). image_range=False trains on data used as it is (lesson 6's
+    latents) instead of images in [0, 1]."""
 
     def step(model, batch):
         x0, y = batch[0], batch[1]
         y = drop_labels(y, p_uncond, model.num_classes, generator)
         with fast_autocast(x0.device, enabled=fast):
-            return diffusion_loss(lambda x, t: model(x, t, y).float(), schedule, x0, generator, min_snr_gamma)
+            return diffusion_loss(lambda x, t: model(x, t, y).float(), schedule, x0, generator, min_snr_gamma,
+                                  image_range)
 
     return step
 

@@ -191,21 +191,25 @@ def predict_x0(schedule: DiffusionSchedule, x_t: torch.Tensor, t: int | torch.Te
 
 
 def diffusion_loss(eps_model: Callable, schedule: DiffusionSchedule, x0: torch.Tensor,
-                   generator: torch.Generator | None = None, min_snr_gamma: float | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, min_snr_gamma: float | None = None,
+                   image_range: bool = True) -> torch.Tensor:
     """Algorithm 1's simple loss: L = E_{t, eps} || eps - eps_model(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2,
 
     with t ~ Uniform{0, ..., T-1} per image and eps ~ N(0, I); averaged over pixels and images (so a model that
-    predicts 0 scores about 1). x0 are images in [0, 1]; they are mapped to [-1, 1] here.
+    predicts 0 scores about 1). x0 are images in [0, 1]; they are mapped to [-1, 1] here. With image_range=False,
+    x0 is used as it is (lesson 6 diffuses an autoencoder's latents, scaled to about unit variance).
 
     `min_snr_gamma` (e.g. 5) weighs each image's error by min(SNR(t), gamma) / SNR(t) ("Min-SNR", Hang et al.
     2023): nearly clean images (high SNR, where predicting the noise is easy but teaches little about the digit's
     shape) count less, noisy ones fully. Lesson 5 measures that it reaches good samples several times sooner.
     """
-    low, high = torch.aminmax(x0.detach())
-    if low < -1e-3 or high > 1 + 1e-3:
-        raise ValueError(f"diffusion_loss expects images in [0, 1], got values in [{low:.2f}, {high:.2f}]. "
-                         f"If your data is already in [-1, 1], pass to_image_range(x0).")
-    x0 = to_model_range(x0)
+    if image_range:
+        low, high = torch.aminmax(x0.detach())
+        if low < -1e-3 or high > 1 + 1e-3:
+            raise ValueError(f"diffusion_loss expects images in [0, 1], got values in [{low:.2f}, {high:.2f}]. "
+                             f"If your data is already in [-1, 1], pass to_image_range(x0); for latents or other "
+                             f"data used as they are, pass image_range=False.")
+        x0 = to_model_range(x0)
     b = x0.shape[0]
     if generator is None:
         t = torch.randint(0, schedule.T, (b,), device=x0.device)
@@ -252,7 +256,7 @@ def ddpm_update(schedule: DiffusionSchedule, x_t: torch.Tensor, t: int, eps: tor
 
 
 def ddim_update(schedule: DiffusionSchedule, x_t: torch.Tensor, t: int, t_prev: int, eps: torch.Tensor,
-                eta: float = 0.0, z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                eta: float = 0.0, z: torch.Tensor | None = None, clip: float | None = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """One DDIM step from t to an earlier t_prev (t_prev = -1: the clean image, abar = 1). Song et al. eq. 12:
 
         x0_hat     = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), clipped to [-1, 1]
@@ -260,11 +264,14 @@ def ddim_update(schedule: DiffusionSchedule, x_t: torch.Tensor, t: int, t_prev: 
         sigma      = eta * sqrt((1 - abar_prev) / (1 - abar_t)) * sqrt(1 - abar_t / abar_prev)
         x_{t_prev} = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps + sigma z
 
-    eta = 0: deterministic; eta = 1: the DDPM posterior's noise. Returns (x_{t_prev}, x0_hat).
+    eta = 0: deterministic; eta = 1: the DDPM posterior's noise. Returns (x_{t_prev}, x0_hat). `clip` is the
+    range x0_hat is clipped to, [-clip, clip]; None for data without a fixed range (latents).
     """
     abar = _at(schedule.alpha_bars, t, x_t)
     abar_prev = _at(schedule.alpha_bars, t_prev, x_t) if t_prev >= 0 else torch.ones((), device=x_t.device)
-    x0_hat = predict_x0(schedule, x_t, t, eps).clamp(-1, 1)
+    x0_hat = predict_x0(schedule, x_t, t, eps)
+    if clip is not None:
+        x0_hat = x0_hat.clamp(-clip, clip)
     # Clipping moves x0_hat; without re-deriving eps to match, the two disagree, and over many small steps (where
     # x0_hat is far out of range near t = T) the error piles up: DDIM-1000 scored 3.5x worse than DDIM-50.
     eps = (x_t - abar.sqrt() * x0_hat) / (1 - abar).sqrt()
@@ -378,8 +385,9 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
 def ddim_sample(eps_model: Callable, schedule: DiffusionSchedule, n: int | None = None, steps: int = 50,
                 eta: float = 0.0, generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
                 record_every: int | None = None, *, device=None, shape: tuple[int, ...] = (1, 28, 28),
-                image_range: bool = True):
+                image_range: bool = True, clip: float | None = 1.0):
     """DDIM: `ddim_update` over `steps` evenly spaced timesteps (`ddim_timesteps`), so 50 model calls instead of T.
+    `shape` is one sample's shape and `clip` the range of the predicted x0 (None for latents: see `ddim_update`).
 
     With eta = 0 the sampler is deterministic: the same `noise` gives the same images (and nearby noises give nearby
     images, so noises can be interpolated). eta = 1 adds DDPM-like noise, drawn from `generator`. Returns (images in
@@ -395,7 +403,7 @@ def ddim_sample(eps_model: Callable, schedule: DiffusionSchedule, n: int | None 
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             eps = _predict(eps_model, x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
             z = _randn(x.shape, generator, x.device) if eta > 0 and t_prev >= 0 else None
-            x, x0_hat = ddim_update(schedule, x, t, t_prev, eps, eta, z)
+            x, x0_hat = ddim_update(schedule, x, t, t_prev, eps, eta, z, clip)
             if _kept(i, len(ts), record_every):
                 trajectory.add(t, x, x0_hat, eps)
     return (to_image_range(x) if image_range else x), trajectory

@@ -538,3 +538,66 @@ EXERCISES.update(
         _grade_guidance_cost, "100: two noise predictions per step.",
     ),
 )
+
+
+# ---------------------------------------------------------------- lesson 6: latent diffusion
+
+def _grade_latent_factor(answer):
+    value = float(answer)
+    if abs(value - 4) < 1e-6:
+        return True, "784 pixels -> 4 x 7 x 7 = 196 numbers: a quarter of the size, yet the decoder rebuilds the digit."
+    if abs(value - 16) < 1e-6:
+        return False, "16 is 28 x 28 / (7 x 7), the positions; the latent has 4 numbers at each of its 49 positions."
+    if abs(value - 0.25) < 1e-6:
+        return False, "the other way round: how many times *smaller* is the latent (image size / latent size)?"
+    return False, "count the numbers: the image has 1 x 28 x 28, the latent 4 x 7 x 7."
+
+
+def latent_scale_solution(latents):
+    # the factor that gives the latents a standard deviation of 1
+    return 1.0 / latents.std()
+
+
+def _grade_latent_scale(fn):
+    gen = torch.Generator().manual_seed(11)
+    z = 0.3 * torch.randn(50, 4, 7, 7, generator=gen) + 0.1
+    got = fn(z)
+    if got is None:
+        return False, "your function returned None; return one number."
+    got = float(torch.as_tensor(got).float().mean()) if torch.as_tensor(got).numel() == 1 else None
+    if got is None:
+        return False, "return a single number for all latents (one scale, not one per latent)."
+    if abs(got - z.std().item()) < 1e-4:
+        return False, "that is the spread itself; the scale is what to *multiply* by to make the spread 1: 1 / std."
+    if abs(got - 1 / z.abs().max().item()) < 1e-4:
+        return False, "dividing by the largest value squeezes into [-1, 1]; we want standard deviation 1: 1 / std."
+    if abs(got - latent_scale_solution(z).item()) > 1e-3:
+        return False, "scale = 1 / latents.std(); check: (latents * scale).std() should be 1."
+    return True, "after multiplying by it the latents have spread 1, the size of the noise the forward process adds."
+
+
+def _grade_decode_when(answer):
+    choice = str(answer).strip().lower()
+    if choice == "b":
+        return True, "the reverse process runs entirely on latents; the decoder is called once, on z_0."
+    if choice == "a":
+        return False, "decoding at every step would cost a decoder pass per step and give the U-Net images, which it " \
+                      "was not trained on; it only ever saw (noisy) latents."
+    return False, "answer 'a' or 'b'."
+
+
+EXERCISES.update(
+    latent_factor=Exercise(
+        "A digit has 1 x 28 x 28 numbers, its latent 4 x 7 x 7. By what factor is the latent smaller?",
+        _grade_latent_factor, "784 / 196 = 4",
+    ),
+    latent_scale=Exercise(
+        "Write latent_scale(latents): the number that gives the latents a standard deviation of 1 when multiplied.",
+        _grade_latent_scale, latent_scale_solution,
+    ),
+    decode_when=Exercise(
+        "When does latent diffusion call the decoder while sampling? (a) after every denoising step, to denoise the "
+        "image; (b) once, on the final latent z_0.",
+        _grade_decode_when, "b: the U-Net denoises latents; the decoder turns the final latent into an image.",
+    ),
+)

@@ -88,10 +88,16 @@ def downsample(channels: int) -> nn.Module:
     return nn.Conv2d(channels, channels, 3, stride=2, padding=1)
 
 
-def upsample(in_channels: int, out_channels: int) -> nn.Module:
-    """Double the size: nearest-neighbour copy, then a 3x3 convolution (no checkerboard artefacts): 7 -> 14 -> 28."""
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                         nn.Conv2d(in_channels, out_channels, 3, padding=1))
+class Upsample(nn.Module):
+    """Grow to the size of the skip it joins (7 -> 14 -> 28; for a 7 x 7 latent, 2 -> 4 -> 7): nearest-neighbour
+    copy, then a 3x3 convolution (no checkerboard artefacts)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        return self.conv(F.interpolate(x, size=size, mode="nearest"))
 
 
 class UNet(nn.Module):
@@ -99,6 +105,8 @@ class UNet(nn.Module):
 
     `channels` = (c0, c1, c2): the width at 28 x 28, 14 x 14 and 7 x 7. The default (32, 64, 128) has 1.79 M
     parameters; `UNet(channels=(8, 16, 16), time_dim=32)` builds a tiny one for tests.
+    `image_shape`: what it denoises, (1, 28, 28) for digits; lesson 6 uses the same network on an autoencoder's
+    latents, e.g. `UNet(image_shape=(4, 7, 7))` (then the sizes are 7, 4 and 2).
     `time_dim`: size of the time embedding. `num_classes`: None for an unconditional model, or the number of classes
     for a class-conditional one, then called as `model(x, t, y)` with labels y (B,) in 0 .. num_classes - 1, or
     `num_classes` for "no label" (y=None means no label for the whole batch).
@@ -110,21 +118,25 @@ class UNet(nn.Module):
     """
 
     def __init__(self, channels: tuple[int, int, int] = (32, 64, 128), time_dim: int = 128,
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         if len(channels) != 3:
             raise ValueError(f"channels gives the width at 28x28, 14x14 and 7x7, so it needs 3 numbers, got "
                              f"{tuple(channels)}. For example UNet(channels=(32, 64, 128)).")
         if num_classes is not None and num_classes < 1:
             raise ValueError(f"num_classes must be a positive number of classes (e.g. 10) or None, not {num_classes}.")
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape is (channels, height, width), e.g. (1, 28, 28); got {tuple(image_shape)}.")
         c0, c1, c2 = channels
         self.channels, self.time_dim, self.num_classes = tuple(channels), time_dim, num_classes
+        self.image_shape = tuple(image_shape)
+        in_channels = image_shape[0]
 
         # t -> sinusoidal code -> MLP; a class label adds its own learned vector (index num_classes = no label)
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         self.label_emb = nn.Embedding(num_classes + 1, time_dim) if num_classes is not None else None
 
-        self.stem = nn.Conv2d(1, c0, 3, padding=1)
+        self.stem = nn.Conv2d(in_channels, c0, 3, padding=1)
         # down path: each level's output is kept for the skip connection
         self.down0 = ResBlock(c0, c0, time_dim)  # 28 x 28
         self.pool0 = downsample(c0)  # 28 -> 14
@@ -136,14 +148,14 @@ class UNet(nn.Module):
         self.mid2 = ResBlock(c2, c2, time_dim)
         # up path: concatenate the skip from the same size, then a ResBlock
         self.up2 = ResBlock(c2 + c2, c2, time_dim)  # 7 x 7
-        self.unpool2 = upsample(c2, c1)  # 7 -> 14
+        self.unpool2 = Upsample(c2, c1)  # 7 -> 14
         self.up1 = ResBlock(c1 + c1, c1, time_dim)  # 14 x 14
-        self.unpool1 = upsample(c1, c0)  # 14 -> 28
+        self.unpool1 = Upsample(c1, c0)  # 14 -> 28
         self.up0 = ResBlock(c0 + c0, c0, time_dim)  # 28 x 28
-        self.out = nn.Sequential(group_norm(c0), nn.SiLU(), nn.Conv2d(c0, 1, 3, padding=1))
+        self.out = nn.Sequential(group_norm(c0), nn.SiLU(), nn.Conv2d(c0, in_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | int, y: torch.Tensor | None = None) -> torch.Tensor:
-        x = check_noisy_images(x)
+        x = check_noisy_images(x, self.image_shape)
         t = self._check_timesteps(t, len(x), x.device)
         emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))  # (B, time_dim)
         if self.label_emb is not None:
@@ -158,8 +170,8 @@ class UNet(nn.Module):
         h2 = self.down2(self.pool1(h1), emb)  # (B, c2, 7, 7)
         h = self.mid2(self.mid1(h2, emb), emb)  # (B, c2, 7, 7)
         h = self.up2(torch.cat([h, h2], dim=1), emb)  # (B, 2 c2, 7, 7) -> (B, c2, 7, 7)
-        h = self.up1(torch.cat([self.unpool2(h), h1], dim=1), emb)  # (B, 2 c1, 14, 14) -> (B, c1, 14, 14)
-        h = self.up0(torch.cat([self.unpool1(h), h0], dim=1), emb)  # (B, 2 c0, 28, 28) -> (B, c0, 28, 28)
+        h = self.up1(torch.cat([self.unpool2(h, h1.shape[-2:]), h1], dim=1), emb)  # (B, 2 c1, 14, 14) -> (B, c1, ..)
+        h = self.up0(torch.cat([self.unpool1(h, h0.shape[-2:]), h0], dim=1), emb)  # (B, 2 c0, 28, 28) -> (B, c0, ..)
         return self.out(h)  # (B, 1, 28, 28)
 
     def _check_timesteps(self, t, batch: int, device: torch.device) -> torch.Tensor:
@@ -189,9 +201,9 @@ class UNet(nn.Module):
         return y.long()
 
 
-def check_noisy_images(x: torch.Tensor) -> torch.Tensor:
-    """Raise a clear error unless `x` is a float batch shaped (B, 1, 28, 28); return it unchanged. Unlike
-    `data.check_images`, the values are not checked: noisy images x_t have any range.
+def check_noisy_images(x: torch.Tensor, shape: tuple[int, int, int] = (1, 28, 28)) -> torch.Tensor:
+    """Raise a clear error unless `x` is a float batch shaped (B, *shape), (B, 1, 28, 28) for digits; return it
+    unchanged. Unlike `data.check_images`, the values are not checked: noisy images x_t have any range.
 
     >>> check_noisy_images(torch.zeros(28, 28))
     Traceback (most recent call last):
@@ -200,9 +212,10 @@ def check_noisy_images(x: torch.Tensor) -> torch.Tensor:
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"The U-Net takes a torch.Tensor, got {type(x).__name__}. Convert with torch.as_tensor(x).")
-    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"The U-Net takes noisy images shaped (B, 1, 28, 28), got {tuple(x.shape)}. For one image "
-                         f"use x.view(1, 1, 28, 28); for a batch of flat vectors use x.view(-1, 1, 28, 28).")
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(shape):
+        c, h, w = shape
+        raise ValueError(f"The U-Net takes noisy images shaped (B, {c}, {h}, {w}), got {tuple(x.shape)}. For one "
+                         f"image use x.view(1, {c}, {h}, {w}); for a batch of flat vectors use x.view(-1, {c}, {h}, {w}).")
     if not x.is_floating_point():
         raise TypeError(f"The U-Net takes float images, got dtype {x.dtype}. Use x.float().")
     return x

@@ -15,7 +15,7 @@ def smoke_run(tmp_path_factory):
     return out
 
 
-def test_smoke_run_writes_results_for_built_models_and_says_which_are_not_built(smoke_run):
+def test_smoke_run_writes_results_for_every_model(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
     ae = results["ae"]
     assert ae["status"] == "ok" and ae["profile"] == "smoke" and ae["device"] == "cpu"
@@ -23,7 +23,9 @@ def test_smoke_run_writes_results_for_built_models_and_says_which_are_not_built(
     assert ae["n_images"] == N_SCORED["smoke"]
     assert ae["fd_real"] < ae["fd"] < ae["fd_noise"]
     assert 0 <= ae["precision"] <= 1 and 0 <= ae["recall"] <= 1
-    assert results["ldm"] == {"status": "not built yet (lesson 6)"}
+    ldm = results["ldm"]
+    assert ldm["status"] == "ok" and ldm["fd_real"] < ldm["fd"] < ldm["fd_noise"]
+    assert ldm["pixel_sample_seconds_100"] > 0 and 0 <= ldm["rebuilt_class_accuracy"] <= 1
     ddpm = results["ddpm"]
     assert ddpm["status"] == "ok" and ddpm["fd_real"] < ddpm["fd"] < ddpm["fd_noise"]
     n_both = N_SCORED["smoke"] // 5
@@ -38,7 +40,7 @@ def test_smoke_run_writes_results_for_built_models_and_says_which_are_not_built(
 
 def test_smoke_run_scores_the_conditional_models_by_class(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
-    for name in ("cgan", "cvae", "pix2pix", "cfg"):
+    for name in ("cgan", "cvae", "pix2pix", "cfg", "ldm"):
         r = results[name]
         assert r["status"] == "ok" and r["fd_real"] < r["fd"] < r["fd_noise"], name
         assert 0 <= r["class_accuracy"] <= 1, name
@@ -71,7 +73,7 @@ def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke
     assert len(lines) == 11 and lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
     assert lines[4].startswith("| dcgan | smoke |") and lines[5].startswith("| ddpm | smoke |")
     assert lines[6].startswith("| cgan | smoke |") and lines[9].startswith("| cfg | smoke |")
-    assert "not built yet" in lines[10]
+    assert lines[10].startswith("| ldm | smoke |")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results_table.START}\nold table\n{results_table.END}\nrest\n")
     results_table.replace_in(readme, text)

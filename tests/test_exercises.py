@@ -25,6 +25,9 @@ RIGHT_ANSWERS = {
     "guidance": exercises.guidance_solution,
     "pix2pix_g_loss": exercises.pix2pix_g_loss_solution,
     "guidance_cost": 100,
+    "latent_factor": 4,
+    "latent_scale": exercises.latent_scale_solution,
+    "decode_when": "b",
 }
 
 
@@ -182,3 +185,15 @@ def test_library_agrees_with_the_lesson_5_solutions():
 def test_a_function_that_still_returns_the_placeholder_is_told_so(name, capsys):
     assert check(name, lambda *args, **kwargs: ...) is False
     assert "still returns `...`" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, answer, hint", [
+    ("latent_factor", 16, "positions"),
+    ("latent_factor", 0.25, "other way round"),
+    ("latent_scale", lambda z: z.std(), "spread itself"),
+    ("latent_scale", lambda z: 1 / z.abs().max(), "largest value"),
+    ("decode_when", "a", "only ever saw"),
+])
+def test_latent_diffusion_mistakes_get_their_hint(name, answer, hint, capsys):
+    assert check(name, answer) is False
+    assert hint in capsys.readouterr().out
