@@ -11,7 +11,10 @@ One module per idea:
 - `toy2d`            lesson 3: 2-D toy distributions (ring, grid, moons, ...) and mode coverage
 - `gan_dashboard`    lesson 3: a live GAN lab for the 2-D toys (heatmap of D, gradient arrows, controls)
 - `diffusion`        lesson 4: noise schedules, the forward process, the simple loss, DDPM and DDIM samplers
-- `unet`             lesson 4: the time-conditioned U-Net that predicts the noise
+- `unet`             lesson 4: the time-conditioned U-Net that predicts the noise (any input shape: lesson 6's latents)
+- `conditional`      lesson 5: one-hot labels, conditional GAN and VAE, label dropout, classifier-free guidance
+- `pix2pix`          lesson 5: image-to-image translation (U-Net generator, patch discriminator, cGAN + L1)
+- `latent_diffusion` lesson 6: the autoencoder to small spatial latents, scaled latents, decoding
 - `fastpath`         bfloat16 / mixed precision where the hardware supports it; `python -m course_lib.fastpath`
 - `training`         one `fit` loop with callbacks (live plots, snapshots, EMA), history, checkpoints and clean
                      interrupts

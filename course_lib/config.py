@@ -93,8 +93,8 @@ _SETTINGS = {
     },
     # lesson 6: the autoencoder and the latent U-Net (`channels`); the pixel model it is compared with uses lesson 5's
     "latent_diffusion": {
-        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, channels=(8, 16, 16), n_sampled=60,
-                                per_model=(("autoencoder", 3, 64), ("latent", 2, 64))),
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=32, channels=(8, 16, 16), n_sampled=60,
+                                per_model=(("autoencoder", 3, 64), ("latent", 4, 32))),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=32, channels=(32, 64, 64),
                               n_sampled=300, per_model=(("autoencoder", 20, 64), ("latent", 40, 32))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(64, 128, 128),

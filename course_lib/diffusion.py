@@ -290,9 +290,10 @@ class Trajectory:
     - `x0_pred[i]`: the clean image the model predicted at that step, x0_hat, in [0, 1];
     - `eps_pred[i]`: the predicted noise as the model gave it (about N(0, 1), not mapped): show it with
       `to_image_range(eps / 3)` (grey = 0) or `imshow(eps, cmap="RdBu", vmin=-3, vmax=3)`.
-    All on the CPU, each (n, C, H, W).
+    All on the CPU, each (n, C, H, W). With image_range=False (latents), x_t and x0_pred are kept as they are.
     """
 
+    image_range: bool = True
     t: list[int] = field(default_factory=list)
     x_t: list[torch.Tensor] = field(default_factory=list)
     x0_pred: list[torch.Tensor] = field(default_factory=list)
@@ -300,8 +301,9 @@ class Trajectory:
 
     def add(self, t: int, x: torch.Tensor, x0_pred: torch.Tensor, eps: torch.Tensor) -> None:
         self.t.append(int(t))
-        self.x_t.append(to_image_range(x).cpu())
-        self.x0_pred.append(to_image_range(x0_pred).cpu())
+        keep = to_image_range if self.image_range else torch.clone
+        self.x_t.append(keep(x).cpu())
+        self.x0_pred.append(keep(x0_pred).cpu())
         self.eps_pred.append(eps.float().cpu())
 
     def __len__(self) -> int:
@@ -362,7 +364,7 @@ def ddpm_sample(eps_model: Callable, schedule: DiffusionSchedule, n: int | None 
         images, trajectory = ddpm_sample(unet, schedule, n=16, record_every=50)
     """
     x = _start(eps_model, n, noise, generator, device, shape)
-    trajectory = Trajectory() if record_every else None
+    trajectory = Trajectory(image_range) if record_every else None
     with _evaluating(eps_model):
         for i, t in enumerate(range(schedule.T - 1, -1, -1)):
             eps = _predict(eps_model, x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
@@ -397,7 +399,7 @@ def ddim_sample(eps_model: Callable, schedule: DiffusionSchedule, n: int | None 
     """
     x = _start(eps_model, n, noise, generator, device, shape)
     ts = ddim_timesteps(schedule.T, steps)
-    trajectory = Trajectory() if record_every else None
+    trajectory = Trajectory(image_range) if record_every else None
     with _evaluating(eps_model):
         for i, t in enumerate(ts):
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1

@@ -41,10 +41,11 @@ def test_encoded_latents_have_unit_spread_and_decode_back(digits):
     z, y = latents.tensors
     assert z.shape == (64, 4, 7, 7) and torch.equal(y, digits.tensors[1])
     assert abs(z.std().item() - 1.0) < 1e-4  # scaled to unit standard deviation
+    assert ae.training  # encoding ran in eval mode, then the mode was restored
+    images = decode_latents(ae, z, scale)
+    assert ae.training
     with torch.no_grad():
-        ae.eval()
-        assert torch.allclose(decode_latents(ae, z, scale), ae(digits.tensors[0]), atol=1e-5)  # D(z / scale) = D(E(x))
-    assert ae.training  # the mode is restored
+        assert torch.allclose(images, ae.eval()(digits.tensors[0]), atol=1e-5)  # D(z / scale) = D(E(x))
 
 
 def test_the_lesson_4_unet_takes_latents_and_checks_their_shape():
