@@ -81,7 +81,7 @@ class LatentExplorer:
             if classes < 2:
                 raise ValueError(f"classes is the number of labels the decoder knows (e.g. 10), got {classes}.")
             self.label = widgets.ToggleButtons(options=list(range(classes)), value=0, description="digit",
-                                               style={"button_width": "28px"})
+                                               style={"button_width": "40px"})
             self.label.observe(self._on_change, names="value")
             extra = [self.label]
         controls = widgets.VBox(extra + self.sliders + [self.reset])
