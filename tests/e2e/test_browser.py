@@ -246,8 +246,11 @@ def test_lesson_6_latent_scrubber_responds(browser, lab, shots):
     page = run_all(browser, lab, "06_latent_diffusion.ipynb")
     scrubber = page.locator(".widget-vbox:has(.widget-play)").first  # the decoded latent sampling run
     scrubber.scroll_into_view_if_needed()
+    scrubber.screenshot(path=shots / "lesson6_scrubber_0.png")
     before = image_src(scrubber)
     drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, -200)
-    assert wait_for_new_image(scrubber, before) != before, "moving the scrubber did not change the frame"
-    scrubber.screenshot(path=shots / "lesson6_scrubber.png")
+    after = wait_for_new_image(scrubber, before, timeout_s=30)
+    scrubber.screenshot(path=shots / "lesson6_scrubber_1.png")
+    page.screenshot(path=shots / "lesson6_page.png")
+    assert after != before, "moving the scrubber did not change the frame"
     page.close()
