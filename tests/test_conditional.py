@@ -5,7 +5,7 @@ import torch
 
 from course_lib.conditional import (
     ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator, ConditionalVAE, GuidedModel, check_labels,
-    class_grid_labels, cfg_step, cvae_loss, cvae_step, drop_labels, guided_eps, one_hot,
+    class_grid_labels, cfg_step, cvae_loss, cvae_step, drop_labels, guided_eps, one_hot, style_share,
 )
 from course_lib.data import load_dataset
 from course_lib.diffusion import DiffusionSchedule, ddim_sample
@@ -155,3 +155,14 @@ def test_cvae_learns_and_its_decoder_uses_the_label(digits):
         cvae.decode(torch.zeros(1, 3), torch.tensor([1]))
     with pytest.raises(ValueError, match="one label per image"):
         cvae.encode(x[:4], torch.tensor([1, 2]))
+
+
+def test_style_share_is_high_when_rows_set_the_thickness_and_low_when_they_do_not():
+    gen = torch.Generator().manual_seed(0)
+    digit_ink = torch.rand(10, generator=gen) + 0.5  # each digit its own amount of ink
+    row_style = torch.tensor([0.5, 1.0, 2.0]).view(3, 1)  # thin, normal, bold
+    shared = (row_style * digit_ink).flatten().view(30, 1, 1, 1) * torch.ones(30, 1, 28, 28) / 784
+    assert style_share(shared, n_rows=3) > 0.99
+    unrelated = (torch.rand(3, 10, generator=gen) + 0.5) * digit_ink
+    low = style_share(unrelated.flatten().view(30, 1, 1, 1) * torch.ones(30, 1, 28, 28) / 784, n_rows=3)
+    assert low < 0.5
