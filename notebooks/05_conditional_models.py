@@ -157,7 +157,7 @@ show_images(grid, nrow=10, title="CGAN: rows = z, columns = the label asked for"
 plt.show()
 print(f"share of the ink variation explained by z (the rows): {style_share(grid, n_rows=6):.2f}")
 if PROFILE != "smoke":
-    assert style_share(grid, n_rows=6) > 0.3
+    assert style_share(grid, n_rows=6) > 0.2  # at least twice what rows that share nothing would explain
 
 # %% [markdown]
 # Does it make the digit it was asked for? The classifier reads every sample; the class accuracy is the share
@@ -349,7 +349,7 @@ show_images(style_grid, nrow=10, title="CVAE: rows = z (style), columns = the la
 plt.show()
 print(f"share of the ink variation explained by z (the rows): {style_share(style_grid, n_rows=6):.2f}")
 if PROFILE != "smoke":
-    assert style_share(style_grid, n_rows=6) > 0.3
+    assert style_share(style_grid, n_rows=6) > 0.2
 
 # %% [markdown]
 # The latent explorer, now with a row of buttons for the label: pick a style with the sliders, then press the
@@ -440,12 +440,15 @@ if PROFILE != "smoke":
     assert table[0.0]["class accuracy"] < 0.3  # w = 0 ignores the label: about chance
     assert min(table[w]["class accuracy"] for w in GUIDANCE if w >= 2) >= 0.95
     assert table[3.0]["class accuracy"] > table[1.0]["class accuracy"]
+    best_w = min(GUIDANCE, key=lambda w: table[w]["Frechet distance"])
+    assert 1.0 < best_w < max(GUIDANCE)  # realism improves with some guidance, then variety is lost
 
 # %% [markdown]
 # ### The guidance slider
 # Two rows of the digits 0-9 from one fixed noise, at every guidance scale (computed once; the slider only
-# swaps pictures). Slide from $w = 0$ (digits chosen by chance, each column whatever the noise suggested) to
-# large $w$ (the asked-for digit, bolder and more uniform).
+# swaps pictures). Start at $w = 0$, where the label is ignored and each column shows whatever digit the noise
+# suggested, and slide up: when does every column show the digit asked for, and what happens to the strokes as
+# $w$ keeps growing?
 
 # %%
 slider_w = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]

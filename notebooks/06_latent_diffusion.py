@@ -191,9 +191,9 @@ plt.show()
 
 # %% [markdown]
 # ### Scrub through a latent sampling run
-# Every denoising step's latent $z_t$ and the predicted clean latent $\hat z_0$, both put through the decoder. The
-# decoder was never trained on noisy latents, so early $z_t$ decode to strange textures, while $\hat z_0$ already
-# shows the digit taking shape.
+# Every denoising step's latent $z_t$ and the predicted clean latent $\hat z_0$, both put through the decoder.
+# The decoder was only ever trained on clean latents. Drag back to the first steps: which row shows the digit
+# first, and what does the decoder make of a noisy latent?
 
 # %%
 labels = class_grid_labels(1)
