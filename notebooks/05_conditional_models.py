@@ -361,15 +361,15 @@ explorer
 
 # %% [markdown]
 # Sample every digit from the prior and score it as the CGAN was. A 2-number code leaves the decoder unsure about
-# some styles, and where it is unsure it draws a blurry blob that the classifier often reads as an 8: expect
-# about 9 in 10 right, fewer than the CGAN.
+# some styles, and where it is unsure it draws a blurry blob (in the runs listed in the README, most misses were
+# read as 8s): expect about 9 in 10 right, fewer than the CGAN.
 
 # %%
 start = time.perf_counter()
 samples = cvae.sample(S.n_sampled, torch.Generator().manual_seed(2), labels=labels.to(device)).cpu()
 score("CVAE", samples, labels, (time.perf_counter() - start) * 100 / S.n_sampled)
 if PROFILE != "smoke":
-    assert scores["CVAE"]["class accuracy"] >= 0.85
+    assert 0.85 <= scores["CVAE"]["class accuracy"] < scores["CGAN"]["class accuracy"]
 
 # %% [markdown]
 # ## 5. Classifier-free guidance
