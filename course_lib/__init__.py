@@ -28,6 +28,18 @@ One module per idea:
 - `results_table`    the README's results table, made from a benchmark's results.json
 - `train_classifier` `python -m course_lib.train_classifier`: retrains the bundled digit classifier
 - `exercises`        self-checking exercises with hints and solutions
+- `pretrained`       the bundled pretrained weights (USE_PRETRAINED), their manifest and how they are built
+- `doctor`           `course_lib.doctor()` / `python -m course_lib.doctor`: is this machine ready for the course?
+- `colab`            `python -m course_lib.colab`: the Colab badges and install cell, from the repository URL
+- `figures`          `python -m course_lib.figures`: the slides' figures, from the bundled data and weights
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name == "doctor":  # `course_lib.doctor()`: the module is imported on first use, and calling it runs the checks
+        import importlib
+
+        return importlib.import_module(".doctor", __name__)
+    raise AttributeError(f"module 'course_lib' has no attribute {name!r}")

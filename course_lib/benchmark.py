@@ -37,6 +37,64 @@ from .vae import AUGMENT, ConvVAE, negative_elbo, vae_step
 
 
 @dataclass
+class Recipe:
+    """How the course trains one model, ready for `fit`: the module, its step function, its optimizer (None when the
+    step updates the model itself, as a GAN's does), the callbacks it always uses, and `sample(n, generator)` ->
+    images (n, 1, 28, 28) in [0, 1] on the CPU. With `cosine_lr`, the recipe also lowers the learning rate along a
+    half cosine over the whole run, which only the caller knows the length of (`CosineSchedule` over epochs here,
+    over a time budget in `course_lib.peers`)."""
+
+    model: torch.nn.Module
+    step: Callable
+    optimizer: torch.optim.Optimizer | None
+    sample: Callable[..., torch.Tensor]
+    callbacks: list = field(default_factory=list)
+    cosine_lr: bool = False
+
+
+def vae_recipe(device: torch.device) -> Recipe:
+    """Lesson 2's convolutional VAE (16-number code): the negative ELBO of digits moved a little at random
+    (`AUGMENT`), Adam 2e-3 lowered along a cosine; sampled from its prior N(0, I)."""
+    model = ConvVAE(latent_dim=16).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    step = vae_step(augment=AUGMENT, generator=torch.Generator().manual_seed(0))
+    return Recipe(model, step, optimizer, lambda n, generator: model.sample(n, generator).cpu(), cosine_lr=True)
+
+
+def dcgan_recipe(device: torch.device) -> Recipe:
+    """Lesson 3's DCGAN: z of 100 numbers, width 32, non-saturating loss, Adam 2e-3 for G and D, D's inputs augmented
+    on both sides, stopped by `GANGuard` if D wins outright; sampled from z ~ N(0, I)."""
+    gan = GAN(DCGANGenerator(z_dim=100, width=32), DCGANDiscriminator(width=32)).to(device)
+    step = GANStep(gan, "non_saturating", lr_d=2e-3, lr_g=2e-3, augment=1.0, generator=torch.Generator().manual_seed(0))
+    return Recipe(gan, step, None, lambda n, generator: gan.sample(n, generator).cpu(), callbacks=[GANGuard()])
+
+
+def ddpm_recipe(channels: tuple[int, int, int], device: torch.device, lr: float = 2e-3,
+                min_snr_gamma: float | None = None) -> Recipe:
+    """Lesson 4's DDPM: U-Net of `channels`, linear schedule T = 1000, Algorithm 1 (weighted by Min-SNR when
+    `min_snr_gamma` is given, as lesson 5 does), Adam at `lr`, bfloat16 autocast where the CPU supports it, weights
+    averaged with EMA 0.995. `sample(n, generator, sampler=ddim_sample, **options)` uses the averaged weights;
+    by default DDIM in 50 steps (eta = 0)."""
+    schedule = DiffusionSchedule(T=1000)
+    model = UNet(channels=channels).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    ema, noise = EMA(model, decay=0.995), torch.Generator().manual_seed(0)
+
+    def step(model, batch):
+        with fast_autocast(device):
+            return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], noise, min_snr_gamma)
+
+    def eps_model(x, t):
+        return ema.model(x, t).float()
+
+    def sample(n, generator, sampler=ddim_sample, **options):
+        with fast_autocast(device):
+            return sampler(eps_model, schedule, n=n, generator=generator, device=device, **options)[0].cpu()
+
+    return Recipe(model, step, optimizer, sample, callbacks=[ema])
+
+
+@dataclass
 class Trained:
     """A trained generator: `sample(n, generator)` returns (images, labels or None)."""
 
@@ -72,18 +130,12 @@ def train_vae(profile: str, device: torch.device) -> Trained:
     ELBO on the bundled test split (nats per image)."""
     s = lesson_settings("vae", profile)
     train = load_dataset("mnist", "train", n=s.n_train)
-    model = ConvVAE(latent_dim=16).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    step = vae_step(augment=AUGMENT, generator=torch.Generator().manual_seed(0))
-    history = fit(model, make_loader(train, s.batch_size), step, optimizer, s.epochs, device=device,
-                  callbacks=[CosineSchedule(optimizer, s.epochs)], progress=False)
+    vae = vae_recipe(device)
+    history = fit(vae.model, make_loader(train, s.batch_size), vae.step, vae.optimizer, s.epochs, device=device,
+                  callbacks=[CosineSchedule(vae.optimizer, s.epochs)], progress=False)
     test_x = load_dataset("mnist", "test", source="bundled").tensors[0]
-
-    def sample(n, generator):
-        return model.sample(n, generator).cpu(), None
-
-    return Trained(sample, sum(p.numel() for p in model.parameters()), history.seconds,
-                   extra={"nelbo_test": negative_elbo(model, test_x)})
+    return Trained(lambda n, generator: (vae.sample(n, generator), None), n_params(vae.model), history.seconds,
+                   extra={"nelbo_test": negative_elbo(vae.model, test_x)})
 
 
 def train_dcgan(profile: str, device: torch.device) -> Trained:
@@ -91,16 +143,11 @@ def train_dcgan(profile: str, device: torch.device) -> Trained:
     D's inputs augmented on both sides), sampled from z ~ N(0, I)."""
     s = lesson_settings("gan", profile)
     train = load_dataset("mnist", "train", n=s.n_train)
-    gan = GAN(DCGANGenerator(z_dim=100, width=32), DCGANDiscriminator(width=32)).to(device)
-    step = GANStep(gan, "non_saturating", lr_d=2e-3, lr_g=2e-3, augment=1.0, generator=torch.Generator().manual_seed(0))
-    history = fit(gan, make_loader(train, s.batch_size), step, None, s.epochs, device=device,
-                  callbacks=[GANGuard()], progress=False)
-
-    def sample(n, generator):
-        return gan.sample(n, generator).cpu(), None
-
-    return Trained(sample, n_params(gan.generator), history.seconds,
-                   extra={"d_params": n_params(gan.discriminator)})
+    dcgan = dcgan_recipe(device)
+    history = fit(dcgan.model, make_loader(train, s.batch_size), dcgan.step, dcgan.optimizer, s.epochs, device=device,
+                  callbacks=dcgan.callbacks, progress=False)
+    return Trained(lambda n, generator: (dcgan.sample(n, generator), None), n_params(dcgan.model.generator),
+                   history.seconds, extra={"d_params": n_params(dcgan.model.discriminator)})
 
 
 def train_ddpm(profile: str, device: torch.device) -> Trained:
@@ -110,31 +157,15 @@ def train_ddpm(profile: str, device: torch.device) -> Trained:
     are slow on a CPU)."""
     s = lesson_settings("diffusion", profile)
     train = load_dataset("mnist", "train", n=s.n_train)
-    schedule = DiffusionSchedule(T=1000)
-    model = UNet(channels=s.channels).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    ema, noise = EMA(model, decay=0.995), torch.Generator().manual_seed(0)
-
-    def step(model, batch):
-        with fast_autocast(device):
-            return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], noise)
-
-    history = fit(model, make_loader(train, s.batch_size), step, optimizer, s.epochs, device=device,
-                  callbacks=[ema], progress=False)
-
-    def eps_model(x, t):
-        return ema.model(x, t).float()
-
-    def sample(n, generator, sampler=ddim_sample, **options):
-        with fast_autocast(device):
-            return sampler(eps_model, schedule, n=n, generator=generator, device=device, **options)[0].cpu(), None
-
+    ddpm = ddpm_recipe(s.channels, device)
+    history = fit(ddpm.model, make_loader(train, s.batch_size), ddpm.step, ddpm.optimizer, s.epochs, device=device,
+                  callbacks=ddpm.callbacks, progress=False)
     n_both = N_SCORED[profile] // 5
     start = time.perf_counter()
-    ddpm_images, _ = sample(n_both, torch.Generator().manual_seed(4), sampler=ddpm_sample)
+    ddpm_images = ddpm.sample(n_both, torch.Generator().manual_seed(4), sampler=ddpm_sample)
     ddpm_seconds = time.perf_counter() - start
-    ddim_images, _ = sample(n_both, torch.Generator().manual_seed(4), steps=50)
-    return Trained(lambda n, generator: sample(n, generator, steps=50), sum(p.numel() for p in model.parameters()),
+    ddim_images = ddpm.sample(n_both, torch.Generator().manual_seed(4), steps=50)
+    return Trained(lambda n, generator: (ddpm.sample(n, generator, steps=50), None), n_params(ddpm.model),
                    history.seconds, extra={f"fd_ddpm1000_{n_both}": fd_to_training_digits(ddpm_images),
                                            f"fd_ddim50_{n_both}": fd_to_training_digits(ddim_images),
                                            "ddpm1000_seconds_100": ddpm_seconds * 100 / n_both})

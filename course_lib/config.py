@@ -76,7 +76,7 @@ _SETTINGS = {
         "smoke": LessonSettings(n_train=1024, n_test=500, epochs=4, batch_size=64, channels=(8, 16, 16),
                                 ddim_steps=(10, 20), n_sampled=50),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=60, batch_size=64, channels=(16, 32, 64),
-                              ddim_steps=(10, 20, 50, 100, 1000), n_sampled=100),
+                              ddim_steps=(10, 20, 50, 100, 200), n_sampled=100),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(32, 64, 128),
                               ddim_steps=(10, 20, 50, 100, 1000), n_sampled=1000),
     },
@@ -176,18 +176,34 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def start_lesson(lesson: str, seed: int = 0) -> tuple[str, LessonSettings, torch.device]:
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false", "False")
+
+
+def start_lesson(lesson: str, seed: int = 0, pretrained: bool = False,
+                 presenter: bool = False) -> tuple[str, LessonSettings, torch.device]:
     """What every lesson's setup cell does: read the profile, look up the lesson's sizes, pick the device, seed
-    everything, and make figures big enough to read from the back of a classroom.
+    everything, and size the figures.
 
         PROFILE, S, device = start_lesson("autoencoders")
-    """
-    import matplotlib.pyplot as plt
 
-    profile = profile_name()
+    `pretrained=True` (or `COURSE_PRETRAINED=1`) makes every training cell load the bundled weights instead of
+    training; the sizes are then those of the profile the weights were trained in (`cpu`). `presenter=True` (or
+    `COURSE_PRESENTER=1`) makes fonts, figures and widget images larger, for a projector.
+    """
+    from . import plotting
+    from .pretrained import BUILD_PROFILE, use_pretrained
+
+    pretrained = pretrained or _env_flag("COURSE_PRETRAINED")
+    presenter = presenter or _env_flag("COURSE_PRESENTER")
+    profile = BUILD_PROFILE if pretrained else profile_name()
     settings = lesson_settings(lesson, profile)
     device = pick_device()
     seed_everything(seed)
-    plt.rcParams.update({"figure.dpi": 100, "font.size": 12})
+    use_pretrained(pretrained)
+    plotting.presenter_mode(presenter)
     print(f"profile={profile}  device={device}  {settings}")
+    if pretrained:
+        print(f"USE_PRETRAINED: every training cell loads the bundled weights (trained in the '{BUILD_PROFILE}' "
+              f"profile) instead of training.")
     return profile, settings, device

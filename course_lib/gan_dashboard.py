@@ -36,6 +36,7 @@ from .config import one_thread
 from .gans import GAN, LOSSES, GANStep, MLPDiscriminator, MLPGenerator
 from .gans import g_loss_minimax, g_loss_non_saturating, g_loss_wasserstein
 from .liveplot import is_headless
+from .plotting import zoom
 from .toy2d import LIMITS, TOYS, mode_centres, mode_coverage, sample_toy
 
 G_LOSSES = {"minimax": g_loss_minimax, "non_saturating": g_loss_non_saturating, "wgan_gp": g_loss_wasserstein}
@@ -221,7 +222,7 @@ class GANDashboard:
 
     def _build_figure(self) -> None:
         """Every artist is made once here; `draw` only changes their data."""
-        self.figure = fig = Figure(figsize=(9.0, 4.2), dpi=72)
+        self.figure = fig = Figure(figsize=(9.0, 4.2), dpi=72 * zoom())
         FigureCanvasAgg(fig)
         side = 0.78 * 4.2 / 9.0  # the map is square: 78% of the height, as a fraction of the width
         self._map_ax = ax = fig.add_axes((0.055, 0.1, side, 0.78))

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from matplotlib.figure import Figure
 
-from .plotting import image_grid
+from .plotting import image_grid, zoom
 from .training import Callback, History, TrainState
 
 
@@ -89,7 +89,7 @@ class LivePlot(Callback):
     def render(self, history: History, model: torch.nn.Module | None = None) -> bytes:
         keys = self.keys or list(history.steps)
         with_images = self.images is not None and model is not None
-        fig = Figure(figsize=(11 if with_images else 6.5, 3.6), dpi=90)
+        fig = Figure(figsize=(11 if with_images else 6.5, 3.6), dpi=90 * zoom())
         ax = fig.add_subplot(1, 2 if with_images else 1, 1)
         for key in keys:
             values = history.steps.get(key, [])

@@ -13,6 +13,21 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
+_presenter = {"on": False}
+
+
+def presenter_mode(on: bool = True) -> None:
+    """Larger fonts, thicker lines and bigger figures and widget images, to read from the back of a classroom.
+    `start_lesson(..., presenter=True)` calls it; `presenter_mode(False)` goes back to the normal sizes."""
+    _presenter["on"] = bool(on)
+    plt.rcParams.update({"figure.dpi": 150 if on else 100, "font.size": 16 if on else 12,
+                         "axes.titlesize": "large", "lines.linewidth": 2.5 if on else 1.5})
+
+
+def zoom() -> float:
+    """How much larger widgets and live plots draw: 1.5 in presenter mode, else 1."""
+    return 1.5 if _presenter["on"] else 1.0
+
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 1) -> np.ndarray:
     """Tile a batch of (B, 1, H, W) images in [0, 1] into one grey (H', W') array, `nrow` images per row."""

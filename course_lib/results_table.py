@@ -2,8 +2,10 @@
 
     python -m course_lib.results_table runs/cpu/results.json                    # print the table
     python -m course_lib.results_table runs/cpu/results.json --readme README.md # replace it in the README
+    python -m course_lib.results_table runs/peers/peers.json --readme README.md # the race against the peers
 
-In the README the table sits between the lines `<!-- results:start -->` and `<!-- results:end -->`.
+In the README the table sits between the lines `<!-- results:start -->` and `<!-- results:end -->`; the peers' table
+(`course_lib.peers.table`, from `python -m course_lib.peers`) between `<!-- peers:start -->` and `<!-- peers:end -->`.
 """
 
 import argparse
@@ -56,23 +58,30 @@ def markdown_table(rows: dict[str, dict], digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def replace_in(readme: Path, text: str) -> None:
+def replace_in(readme: Path, text: str, start: str = START, end: str = END) -> None:
+    """Put `text` between the lines `start` and `end` of `readme`, in place of what was there."""
     content = readme.read_text()
-    if START not in content or END not in content:
-        raise SystemExit(f"{readme} has no {START} ... {END} block to replace.")
-    head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    if start not in content or end not in content:
+        raise SystemExit(f"{readme} has no {start} ... {end} block to replace.")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Markdown table from a benchmark's results.json")
+    parser = argparse.ArgumentParser(description="Markdown table from a benchmark's results.json or peers.json")
     parser.add_argument("results", type=Path)
-    parser.add_argument("--readme", type=Path, help="replace the table between the results markers in this file")
+    parser.add_argument("--readme", type=Path, help="replace the table between the matching markers in this file")
     args = parser.parse_args(argv)
-    text = table(json.loads(args.results.read_text()))
+    results = json.loads(args.results.read_text())
+    if "pairs" in results:  # written by course_lib.peers
+        from . import peers
+
+        text, markers = peers.table(results), (peers.START, peers.END)
+    else:
+        text, markers = table(results), (START, END)
     if args.readme:
-        replace_in(args.readme, text)
+        replace_in(args.readme, text, *markers)
     print(text)
 
 

@@ -17,6 +17,8 @@ import math
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
+from .training import Callback
+
 RING_RADIUS, RING_STD = 2.0, 0.02  # eight modes on a circle of radius 2 (as in Metz et al. 2016)
 GRID_STD = 0.05  # twenty-five modes at (-2, -1, 0, 1, 2)^2
 LIMITS = 2.5  # every toy lives inside [-LIMITS, LIMITS]^2, which is what the dashboard shows
@@ -111,17 +113,39 @@ def mode_coverage(samples: torch.Tensor, name: str, min_share: float = 0.01, n_s
     }
 
 
+class CoverageLog(Callback):
+    """Measures `mode_coverage` of the generator's images of the fixed noise `z` every `every` steps:
+    `coverage` is a list of (step, report)."""
+
+    def __init__(self, z: torch.Tensor | None, toy: str, every: int):
+        self.z, self.toy, self.every = z, toy, every
+        self.coverage: list = []
+
+    def on_step_end(self, state) -> None:
+        if state.step % self.every == 0:
+            with torch.no_grad():
+                self.coverage.append((state.step, mode_coverage(state.model.generator(self.z), self.toy)))
+
+    def state_dict(self) -> dict:
+        return {"coverage": self.coverage}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.coverage = [tuple(item) for item in state["coverage"]]
+
+
 def train_toy_gan(toy: str = "ring", loss: str = "non_saturating", steps: int = 2000, seed: int = 0,
-                  every: int = 250, batch_size: int = 256, **step_args) -> tuple:
+                  every: int = 250, batch_size: int = 256, name: str | None = None, **step_args) -> tuple:
     """Train an MLP GAN on toy `toy` for about `steps` steps with the course's `fit` loop, measuring
     `mode_coverage` of 2,000 samples every `every` steps. Returns (gan, history, coverage) with coverage a list of
-    (step, report). `step_args` go to GANStep (lr_d, lr_g, d_steps, betas, ...).
+    (step, report). `step_args` go to GANStep (lr_d, lr_g, d_steps, betas, ...). With a `name`, the run goes through
+    `train_or_load`: with pretrained weights on, the bundled run of that name is loaded instead.
 
         gan, history, coverage = train_toy_gan("ring", "wgan_gp", steps=1000, d_steps=5, lr_d=3e-4, lr_g=3e-4)
     """
     from .config import one_thread
     from .gans import GAN, GANStep, MLPDiscriminator, MLPGenerator
-    from .training import Callback, fit
+    from .pretrained import train_or_load
+    from .training import fit
 
     torch.manual_seed(seed)
     gan = GAN(MLPGenerator(), MLPDiscriminator())
@@ -130,17 +154,13 @@ def train_toy_gan(toy: str = "ring", loss: str = "non_saturating", steps: int = 
     # whole batches by one indexing each (a DataLoader picking 256 points one at a time is slower than the GAN)
     batches = BatchSampler(RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)), batch_size, False)
     loader = DataLoader(dataset, sampler=batches, batch_size=None)
-    fixed = torch.Generator().manual_seed(seed + 1)
-    z = gan.sample_z(2000, fixed)
-    coverage = []
-
-    class Measure(Callback):
-        def on_step_end(self, state):
-            if state.step % every == 0:
-                with torch.no_grad():
-                    coverage.append((state.step, mode_coverage(gan.generator(z), toy)))
-
+    log = CoverageLog(gan.sample_z(2000, torch.Generator().manual_seed(seed + 1)), toy, every)
     epochs = max(1, round(steps / len(loader)))
-    with one_thread():  # tiny networks: one thread is as fast, and much faster when the cores are shared
-        history = fit(gan, loader, step, None, epochs, callbacks=[Measure()], progress=False)
+
+    def train():
+        with one_thread():  # tiny networks: one thread is as fast, and much faster when the cores are shared
+            return fit(gan, loader, step, None, epochs, callbacks=[log], progress=False)
+
+    history = train_or_load(name, train, gan=gan, coverage=log) if name else train()
+    coverage = log.coverage
     return gan, history, coverage

@@ -216,6 +216,12 @@ class Snapshots(Callback):
         if state.step % self.every == 0:
             self.take(state.model, state.step)
 
+    def state_dict(self) -> dict:  # kept with bundled pretrained weights, so the scrubber works without training
+        return {"frames": self.frames, "at_step": self.at_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.frames, self.at_step = list(state["frames"]), list(state["at_step"])
+
     def on_train_end(self, state: TrainState) -> None:
         if not self.at_step or self.at_step[-1] != state.step:
             self.take(state.model, state.step)

@@ -18,7 +18,7 @@ from typing import Callable
 import ipywidgets as widgets
 import torch
 
-from .plotting import to_png
+from .plotting import to_png, zoom
 
 
 class LatentExplorer:
@@ -60,7 +60,7 @@ class LatentExplorer:
         # a round step (0.01, 0.1, ...) and a range on its grid, so every slider can sit exactly at 0
         step = 10 ** math.floor(math.log10((high - low) / 100))
         low, high = round(math.floor(low / step) * step, 10), round(math.ceil(high / step) * step, 10)
-        self.decode, self.latent_dim, self.scale = decode, latent_dim, scale
+        self.decode, self.latent_dim, self.scale = decode, latent_dim, round(scale * zoom())
         self.sliders = [
             widgets.FloatSlider(
                 value=0.0, min=low, max=high, step=step, description=f"z{i + 1}",
@@ -68,7 +68,7 @@ class LatentExplorer:
             )
             for i in range(n_sliders)
         ]
-        side = f"{28 * scale}px"  # a fixed square, so the box around it cannot stretch the digit
+        side = f"{28 * self.scale}px"  # a fixed square, so the box around it cannot stretch the digit
         self.image = widgets.Image(format="png", layout=widgets.Layout(width=side, height=side))
         self.reset = widgets.Button(description="all to 0")
         self.reset.on_click(lambda _: self._sliders_to_zero())
@@ -89,7 +89,7 @@ class LatentExplorer:
         if images is not None:
             if encode is None:
                 raise ValueError("To start from an image the explorer needs `encode` as well as `images`.")
-            parts.append(self._image_picker(images, encode, scale))
+            parts.append(self._image_picker(images, encode, self.scale))
         self.widget = widgets.HBox(parts, layout=widgets.Layout(align_items="flex-start"))
         if start is not None:
             self.set_latent(start)
@@ -187,7 +187,7 @@ class FrameScrubber:
             raise ValueError(f"Got {len(frames)} frames but {len(captions)} captions; give one caption per frame.")
         from .plotting import image_grid
 
-        self.pngs = [to_png(torch.from_numpy(image_grid(frame, nrow)), scale) for frame in frames]
+        self.pngs = [to_png(torch.from_numpy(image_grid(frame, nrow)), round(scale * zoom())) for frame in frames]
         self.captions = captions or [f"{description} {i}" for i in range(len(frames))]
         last = len(frames) - 1
         self.slider = widgets.IntSlider(value=last, min=0, max=last, description=description,

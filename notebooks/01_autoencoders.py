@@ -12,6 +12,9 @@
 #     name: python3
 # ---
 
+# %% [markdown] tags=["colab"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/image-generation-course/image-generation-course/blob/main/notebooks/01_autoencoders.ipynb)
+
 # %% [markdown]
 # # Lesson 1 — Autoencoders
 #
@@ -33,19 +36,21 @@
 
 # %% tags=["colab"]
 # NBVAL_SKIP
-# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+# On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
+# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
 import importlib.util
-import os
 import subprocess
 import sys
 
-COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
 if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
-    if not COURSE_REPO:
-        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
-    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+    missing = [name for name in ('torchmetrics', 'safetensors', 'tqdm') if importlib.util.find_spec(name) is None]
+    if missing:  # they accept the torch that is there, so nothing of Colab's is replaced
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "git+https://github.com/image-generation-course/image-generation-course"], check=True)
+if "google.colab" in sys.modules:
+    import course_lib
+
+    course_lib.doctor()  # the GPU runtime, the data, the bundled weights: what to fix, if anything
 
 # %% [markdown]
 # ## Setup
@@ -64,10 +69,13 @@ from course_lib.data import load_dataset, make_loader
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import quality_report
 from course_lib.plotting import latent_scatter, show_images, show_rows
+from course_lib.pretrained import train_or_load
 from course_lib.training import fit
 from course_lib.widgets import LatentExplorer
 
-PROFILE, S, device = start_lesson("autoencoders")  # sizes for this profile, device, seeds
+USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
+PROFILE, S, device = start_lesson("autoencoders", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 
 # %% [markdown]
 # ## The data
@@ -100,13 +108,14 @@ def ae_step(model, batch):
     return ae_loss(x, model(x))  # 1/n sum ||x - f(g(x))||^2
 
 
-def train_autoencoder(model, step=ae_step, title="autoencoder"):
+def train_autoencoder(model, name, step=ae_step, title="autoencoder"):
     seed_everything(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     fixed = x_test[:8].to(device)
     live = LivePlot(images=lambda m: torch.cat([fixed, m(fixed)]), title=title)
-    history = fit(model.to(device), make_loader(train, S.batch_size), step, optimizer, S.epochs,
-                  device=device, callbacks=[live])
+    history = train_or_load(f"autoencoders/{name}", lambda: fit(model.to(device), make_loader(train, S.batch_size), step,
+                                                                optimizer, S.epochs, device=device, callbacks=[live]),
+                            model=model.to(device))
     if history.stopped is None:  # a run you interrupted keeps its model; there is nothing to check yet
         first, last = history.steps["loss"][:5], history.steps["loss"][-5:]
         assert sum(last) < sum(first), "the loss should go down while training"
@@ -114,7 +123,7 @@ def train_autoencoder(model, step=ae_step, title="autoencoder"):
 
 
 ae2 = MLPAutoencoder(latent_dim=2)
-history2 = train_autoencoder(ae2, title="MLP autoencoder, 2-D code")
+history2 = train_autoencoder(ae2, "ae2", title="MLP autoencoder, 2-D code")
 
 # %% [markdown]
 # Top row: test digits the model never trained on. Bottom row: what comes back through a bottleneck of just **two
@@ -195,7 +204,7 @@ print(f"convolutional autoencoder: {sum(p.numel() for p in conv16.parameters()):
       f"a code of {conv16.latent_dim} numbers for 784 pixels")
 
 # %%
-history16 = train_autoencoder(conv16, title="convolutional autoencoder, 16-D code")
+history16 = train_autoencoder(conv16, "conv16", title="convolutional autoencoder, 16-D code")
 
 # %%
 pca2, pca16 = PCA(2).fit(x_train), PCA(16).fit(x_train)
@@ -292,7 +301,7 @@ def dae_step(model, batch):
 
 
 dae = ConvAutoencoder(latent_dim=32)
-history_dae = train_autoencoder(dae, step=dae_step, title="denoising autoencoder")
+history_dae = train_autoencoder(dae, "dae", step=dae_step, title="denoising autoencoder")
 
 # %% [markdown]
 # ## Applications: denoising, inpainting, upsampling

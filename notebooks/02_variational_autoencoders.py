@@ -12,6 +12,9 @@
 #     name: python3
 # ---
 
+# %% [markdown] tags=["colab"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/image-generation-course/image-generation-course/blob/main/notebooks/02_variational_autoencoders.ipynb)
+
 # %% [markdown]
 # # Lesson 2 — Variational autoencoders
 #
@@ -34,19 +37,21 @@
 
 # %% tags=["colab"]
 # NBVAL_SKIP
-# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+# On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
+# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
 import importlib.util
-import os
 import subprocess
 import sys
 
-COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
 if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
-    if not COURSE_REPO:
-        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
-    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+    missing = [name for name in ('torchmetrics', 'safetensors', 'tqdm') if importlib.util.find_spec(name) is None]
+    if missing:  # they accept the torch that is there, so nothing of Colab's is replaced
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "git+https://github.com/image-generation-course/image-generation-course"], check=True)
+if "google.colab" in sys.modules:
+    import course_lib
+
+    course_lib.doctor()  # the GPU runtime, the data, the bundled weights: what to fix, if anything
 
 # %% [markdown]
 # ## Setup
@@ -65,12 +70,15 @@ from course_lib.data import load_dataset, make_loader
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import digit_classifier, quality_report
 from course_lib.plotting import latent_scatter, show_images, show_rows
+from course_lib.pretrained import train_or_load
 from course_lib.training import CosineSchedule, fit
 from course_lib.vae import (AUGMENT, ConvVAE, MLPVAE, bernoulli_nll, kl_to_standard_normal, lerp, negative_elbo,
                             reparameterize, slerp, vae_step)
 from course_lib.widgets import LatentExplorer
 
-PROFILE, S, device = start_lesson("vae")  # sizes for this profile, device, seeds
+USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
+PROFILE, S, device = start_lesson("vae", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 EPOCHS_2D = max(10, S.epochs // 3)  # the small 2-D models learn faster; this keeps the lesson within minutes
 
 train = load_dataset("mnist", "train", n=S.n_train)
@@ -174,13 +182,15 @@ exercises.check("reparameterize", my_reparameterize)
 # is the negative ELBO, in nats per image.
 
 # %%
-def train_model(model, step, title, epochs, keys=None):
+def train_model(model, name, step, title, epochs, keys=None):
     seed_everything(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     fixed = x_test[:8].to(device)
     live = LivePlot(keys=keys, images=lambda m: torch.cat([fixed, m(fixed)]), title=title)
-    history = fit(model.to(device), make_loader(train, S.batch_size), step, optimizer, epochs, device=device,
-                  callbacks=[live, CosineSchedule(optimizer, epochs)])
+    history = train_or_load(f"vae/{name}", lambda: fit(model.to(device), make_loader(train, S.batch_size), step, optimizer,
+                                                       epochs, device=device,
+                                                       callbacks=[live, CosineSchedule(optimizer, epochs)]),
+                            model=model.to(device))
     if history.stopped is None:  # a run you interrupted keeps its model; there is nothing to check yet
         first, last = history.steps["loss"][:5], history.steps["loss"][-5:]
         assert sum(last) < sum(first), "the loss should go down while training"
@@ -188,7 +198,7 @@ def train_model(model, step, title, epochs, keys=None):
 
 
 vae2 = MLPVAE(latent_dim=2)
-history_vae2 = train_model(vae2, vae_step(), "VAE, 2-D code", EPOCHS_2D, keys=["recon", "kl"])
+history_vae2 = train_model(vae2, "vae2", vae_step(), "VAE, 2-D code", EPOCHS_2D, keys=["recon", "kl"])
 
 # %% [markdown]
 # For the comparisons below, the plain autoencoder of lesson 1 with *exactly the same* layers (784-512-256-2 and
@@ -201,7 +211,7 @@ def ae_step(model, batch):
 
 
 ae2 = MLPAutoencoder(latent_dim=2)
-history_ae2 = train_model(ae2, ae_step, "autoencoder, 2-D code", EPOCHS_2D)
+history_ae2 = train_model(ae2, "ae2", ae_step, "autoencoder, 2-D code", EPOCHS_2D)
 
 # %% [markdown]
 # ## AE vs VAE: the latent distributions
@@ -241,7 +251,7 @@ assert kl_vae < kl_ae
 
 # %%
 vae16 = ConvVAE(latent_dim=16)
-history_vae16 = train_model(vae16, vae_step(augment=AUGMENT, generator=torch.Generator().manual_seed(0)),
+history_vae16 = train_model(vae16, "vae16", vae_step(augment=AUGMENT, generator=torch.Generator().manual_seed(0)),
                             "convolutional VAE, 16-D code", S.epochs, keys=["recon", "kl"])
 nelbo = negative_elbo(vae16, x_test)
 print(f"test negative ELBO: {nelbo:.1f} nats per image (a coin flip per pixel would be {784 * math.log(2):.0f})")
@@ -249,7 +259,7 @@ assert nelbo < 784 * math.log(2)
 
 # %%
 ae16 = ConvAutoencoder(latent_dim=16)
-history_ae16 = train_model(ae16, ae_step, "convolutional autoencoder, 16-D code", S.epochs)
+history_ae16 = train_model(ae16, "ae16", ae_step, "convolutional autoencoder, 16-D code", S.epochs)
 
 # %%
 generator = torch.Generator().manual_seed(1)
@@ -411,7 +421,8 @@ exercises.check("beta", my_choice)
 vaes = {1.0: vae2}
 for beta in (0.2, 5.0):
     vaes[beta] = MLPVAE(latent_dim=2)
-    train_model(vaes[beta], vae_step(beta=beta), f"VAE, 2-D code, beta = {beta}", EPOCHS_2D, keys=["recon", "kl"])
+    train_model(vaes[beta], f"vae2_beta{beta:g}", vae_step(beta=beta), f"VAE, 2-D code, beta = {beta}", EPOCHS_2D,
+                keys=["recon", "kl"])
 vaes = dict(sorted(vaes.items()))
 
 # %%

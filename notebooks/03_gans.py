@@ -12,6 +12,9 @@
 #     name: python3
 # ---
 
+# %% [markdown] tags=["colab"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/image-generation-course/image-generation-course/blob/main/notebooks/03_gans.ipynb)
+
 # %% [markdown]
 # # Lesson 3 — Generative adversarial networks
 #
@@ -35,19 +38,21 @@
 
 # %% tags=["colab"]
 # NBVAL_SKIP
-# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+# On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
+# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
 import importlib.util
-import os
 import subprocess
 import sys
 
-COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
 if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
-    if not COURSE_REPO:
-        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
-    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+    missing = [name for name in ('torchmetrics', 'safetensors', 'tqdm') if importlib.util.find_spec(name) is None]
+    if missing:  # they accept the torch that is there, so nothing of Colab's is replaced
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "git+https://github.com/image-generation-course/image-generation-course"], check=True)
+if "google.colab" in sys.modules:
+    import course_lib
+
+    course_lib.doctor()  # the GPU runtime, the data, the bundled weights: what to fix, if anything
 
 # %% [markdown]
 # ## Setup
@@ -68,12 +73,15 @@ from course_lib.gans import (GAN, DCGANDiscriminator, DCGANGenerator, GANGuard, 
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import quality_report
 from course_lib.plotting import show_images
+from course_lib.pretrained import train_or_load
 from course_lib.toy2d import mode_centres, mode_coverage, train_toy_gan
 from course_lib.training import Snapshots, fit
 from course_lib.vae import slerp
 from course_lib.widgets import FrameScrubber, LatentExplorer
 
-PROFILE, S, device = start_lesson("gan")  # sizes for this profile, device, seeds
+USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
+PROFILE, S, device = start_lesson("gan", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 
 # %% [markdown]
 # ## The game
@@ -278,7 +286,7 @@ assert late > 0.9  # no runaway discriminator: -log 4 = 1.39 is the stalemate, 0
 # %%
 SEEDS, every = (0, 1, 2), max(50, S.toy_steps // 8)
 runs = {"GAN": [train_toy_gan("ring", "non_saturating", steps=S.toy_steps, every=every, seed=seed,
-                              lr_d=1e-3, lr_g=1e-3) for seed in SEEDS]}
+                              name=f"gan/toy_gan_seed{seed}", lr_d=1e-3, lr_g=1e-3) for seed in SEEDS]}
 
 # %% [markdown]
 # **WGAN-GP** (Arjovsky et al. 2017; Gulrajani et al. 2017) replaces the classifier by a **critic** $f$ with any real
@@ -290,7 +298,8 @@ runs = {"GAN": [train_toy_gan("ring", "non_saturating", steps=S.toy_steps, every
 # the WGAN-GP authors' own toy code uses ($\lambda = 10$ is their setting for images).
 
 # %%
-runs["WGAN-GP"] = [train_toy_gan("ring", "wgan_gp", steps=S.toy_steps, every=every, seed=seed, d_steps=5,
+runs["WGAN-GP"] = [train_toy_gan("ring", "wgan_gp", steps=S.toy_steps, every=every, seed=seed,
+                                 name=f"gan/toy_wgan_gp_seed{seed}", d_steps=5,
                                  gp_weight=0.1, lr_d=3e-4, lr_g=3e-4, betas=(0.5, 0.9)) for seed in SEEDS]
 
 # %%
@@ -386,7 +395,8 @@ loader = make_loader(train, S.batch_size)
 snapshots = Snapshots(lambda gan: gan.generator(fixed_z), every=max(1, S.epochs * len(loader) // 40))
 live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda gan: gan.generator(fixed_z),
                 title="DCGAN")
-history = fit(dcgan, loader, step, None, S.epochs, device=device, callbacks=[live, snapshots, GANGuard()])
+history = train_or_load("gan/dcgan", lambda: fit(dcgan, loader, step, None, S.epochs, device=device,
+                                                 callbacks=[live, snapshots, GANGuard()]), gan=dcgan, snapshots=snapshots)
 d_real, d_fake = history.epochs["d_real"][-1], history.epochs["d_fake"][-1]
 print(f"{history.epoch} epochs in {history.seconds:.0f} s; last epoch: mean D(real) {d_real:.2f}, D(fake) {d_fake:.2f}")
 assert history.stopped is None and d_real > d_fake > 0.05

@@ -12,6 +12,9 @@
 #     name: python3
 # ---
 
+# %% [markdown] tags=["colab"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/image-generation-course/image-generation-course/blob/main/notebooks/04_diffusion.ipynb)
+
 # %% [markdown]
 # # Lesson 4 — Diffusion models (DDPM)
 #
@@ -33,19 +36,21 @@
 
 # %% tags=["colab"]
 # NBVAL_SKIP
-# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+# On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
+# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
 import importlib.util
-import os
 import subprocess
 import sys
 
-COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
 if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
-    if not COURSE_REPO:
-        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
-    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+    missing = [name for name in ('torchmetrics', 'safetensors', 'tqdm') if importlib.util.find_spec(name) is None]
+    if missing:  # they accept the torch that is there, so nothing of Colab's is replaced
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "git+https://github.com/image-generation-course/image-generation-course"], check=True)
+if "google.colab" in sys.modules:
+    import course_lib
+
+    course_lib.doctor()  # the GPU runtime, the data, the bundled weights: what to fix, if anything
 
 # %% [markdown]
 # ## Setup
@@ -66,12 +71,15 @@ from course_lib.gans import DCGANGenerator
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import fd_to_training_digits
 from course_lib.plotting import show_images
+from course_lib.pretrained import train_or_load
 from course_lib.training import EMA, fit
 from course_lib.unet import UNet
 from course_lib.vae import ConvVAE, slerp
 from course_lib.widgets import FrameScrubber
 
-PROFILE, S, device = start_lesson("diffusion")  # sizes for this profile, device, seeds
+USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
+PROFILE, S, device = start_lesson("diffusion", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 train = load_dataset("mnist", "train", n=S.n_train)
 x_train = train.tensors[0]
 
@@ -198,8 +206,10 @@ def training_step(model, batch):
         return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], step_noise)
 
 
-history = fit(model, make_loader(train, S.batch_size), training_step, optimizer, S.epochs, device=device,
-              callbacks=[ema, LivePlot(logy=True, title="noise-prediction loss")])
+history = train_or_load("diffusion/unet", lambda: fit(model, make_loader(train, S.batch_size), training_step, optimizer,
+                                                      S.epochs, device=device,
+                                                      callbacks=[ema, LivePlot(logy=True, title="noise-prediction loss")]),
+                        ema=ema.model)
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
 print(f"{len(losses)} steps in {history.seconds:.0f} s; loss {first:.3f} -> {last:.3f}")

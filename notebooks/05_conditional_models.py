@@ -12,6 +12,9 @@
 #     name: python3
 # ---
 
+# %% [markdown] tags=["colab"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/image-generation-course/image-generation-course/blob/main/notebooks/05_conditional_models.ipynb)
+
 # %% [markdown]
 # # Lesson 5 — Conditional models: CGAN, pix2pix, CVAE and classifier-free guidance
 #
@@ -33,19 +36,21 @@
 
 # %% tags=["colab"]
 # NBVAL_SKIP
-# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+# On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
+# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
 import importlib.util
-import os
 import subprocess
 import sys
 
-COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
 if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
-    if not COURSE_REPO:
-        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
-    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+    missing = [name for name in ('torchmetrics', 'safetensors', 'tqdm') if importlib.util.find_spec(name) is None]
+    if missing:  # they accept the torch that is there, so nothing of Colab's is replaced
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "git+https://github.com/image-generation-course/image-generation-course"], check=True)
+if "google.colab" in sys.modules:
+    import course_lib
+
+    course_lib.doctor()  # the GPU runtime, the data, the bundled weights: what to fix, if anything
 
 # %% [markdown]
 # ## Setup
@@ -70,13 +75,16 @@ from course_lib.liveplot import LivePlot
 from course_lib.metrics import class_accuracy, fd_to_training_digits
 from course_lib.pix2pix import Pix2Pix, Pix2PixStep, hide_lower_half, sharpness
 from course_lib.plotting import latent_scatter, show_images, show_rows
+from course_lib.pretrained import train_or_load
 from course_lib.results_table import markdown_table
 from course_lib.training import EMA, CosineSchedule, fit
 from course_lib.unet import UNet
 from course_lib.vae import MLPVAE, vae_step
 from course_lib.widgets import FrameScrubber, LatentExplorer
 
-PROFILE, S, device = start_lesson("conditional")  # sizes for this profile, device, seeds
+USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
+PROFILE, S, device = start_lesson("conditional", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 train = load_dataset("mnist", "train", n=S.n_train)
 test_x, test_y = load_dataset("mnist", "test", n=S.n_test).tensors
 scores = {}  # what each model achieves, for the table at the end
@@ -139,7 +147,8 @@ grid_y = class_grid_labels(4).to(device)  # 0..9 for each z
 step = GANStep(cgan, "non_saturating", lr_d=2e-3, lr_g=2e-3, augment=1.0, generator=torch.Generator().manual_seed(0))
 live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda m: m.generator(grid_z, grid_y),
                 title="conditional DCGAN", nrow=10)
-history = fit(cgan, make_loader(train, batch_size), step, None, epochs, device=device, callbacks=[live, GANGuard()])
+history = train_or_load("conditional/cgan", lambda: fit(cgan, make_loader(train, batch_size), step, None, epochs,
+                                                       device=device, callbacks=[live, GANGuard()]), gan=cgan)
 scores["CGAN"] = {"parameters": n_params(cgan.generator), "training s": history.seconds}
 print(f"{history.epoch} epochs in {history.seconds:.0f} s")
 assert history.stopped is None
@@ -225,13 +234,14 @@ assert not torch.allclose(same, other_input)
 epochs, batch_size = S.for_model("pix2pix")
 shown = hide_lower_half(test_x[:8]).to(device)
 completers = {}
-for name, adversarial in [("L1 only", False), ("pix2pix", True)]:
+for name, adversarial, bundled in [("L1 only", False, "pix2pix_l1"), ("pix2pix", True, "pix2pix")]:
     torch.manual_seed(0)
     model = Pix2Pix().to(device)
     keys = ["l1", "d_real", "d_fake"] if adversarial else ["l1"]
     step = Pix2PixStep(model, adversarial=adversarial, lr=1e-3)
-    history = fit(model, make_loader(train, batch_size), step, None, epochs, device=device,
-                  callbacks=[LivePlot(keys=keys, images=lambda m: m.translate(shown), title=name)])
+    live = LivePlot(keys=keys, images=lambda m: m.translate(shown), title=name)
+    history = train_or_load(f"conditional/{bundled}", lambda: fit(model, make_loader(train, batch_size), step, None,
+                                                                   epochs, device=device, callbacks=[live]), model=model)
     completers[name] = model
     scores[name] = {"parameters": n_params(model.generator), "training s": history.seconds}
     assert history.stopped is None
@@ -297,13 +307,15 @@ loader = make_loader(train, batch_size)
 torch.manual_seed(0)
 vae = MLPVAE(latent_dim=2).to(device)
 optimizer = torch.optim.Adam(vae.parameters(), lr=2e-3)
-vae_history = fit(vae, loader, vae_step(), optimizer, epochs, device=device,
-                  callbacks=[CosineSchedule(optimizer, epochs), LivePlot(keys=["loss", "kl"], title="VAE")])
+callbacks = [CosineSchedule(optimizer, epochs), LivePlot(keys=["loss", "kl"], title="VAE")]
+vae_history = train_or_load("conditional/vae", lambda: fit(vae, loader, vae_step(), optimizer, epochs, device=device,
+                                                           callbacks=callbacks), model=vae)
 torch.manual_seed(0)
 cvae = ConditionalVAE(latent_dim=2).to(device)
 optimizer = torch.optim.Adam(cvae.parameters(), lr=2e-3)
-cvae_history = fit(cvae, loader, cvae_step(), optimizer, epochs, device=device,
-                   callbacks=[CosineSchedule(optimizer, epochs), LivePlot(keys=["loss", "kl"], title="CVAE")])
+callbacks = [CosineSchedule(optimizer, epochs), LivePlot(keys=["loss", "kl"], title="CVAE")]
+cvae_history = train_or_load("conditional/cvae", lambda: fit(cvae, loader, cvae_step(), optimizer, epochs, device=device,
+                                                             callbacks=callbacks), model=cvae)
 scores["CVAE"] = {"parameters": n_params(cvae), "training s": cvae_history.seconds}
 print(f"last epoch's loss (negative ELBO, nats): VAE {vae_history.epochs['loss'][-1]:.1f}, "
       f"CVAE {cvae_history.epochs['loss'][-1]:.1f}")
@@ -395,7 +407,7 @@ assert 0.09 < (dropped == 10).float().mean() < 0.11
 # %% [markdown]
 # Train it: Algorithm 1 with label dropout, the bfloat16 fast path where the CPU has it, and the EMA of the weights,
 # plus one change to lesson 4's loss. **Min-SNR weighting** (Hang et al. 2023) multiplies each image's error by
-# $\min(\mathrm{SNR}(t), 5) / \mathrm{SNR}(t)$, where $\mathrm{SNR}(t) = arlpha_t / (1 - arlpha_t)$: nearly
+# $\min(\mathrm{SNR}(t), 5) / \mathrm{SNR}(t)$, where $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$: nearly
 # clean images, whose noise is easy to find but which teach little about the digit's shape, count less. On this
 # CPU budget it made the difference between blobs and digits (the README's results list the runs with and
 # without it).
@@ -407,8 +419,10 @@ torch.manual_seed(0)
 unet = UNet(channels=S.channels, num_classes=10).to(device)
 optimizer = torch.optim.Adam(unet.parameters(), lr=1e-3)
 ema = EMA(unet, decay=0.995)
-history = fit(unet, make_loader(train, batch_size), cfg_step(schedule, generator=torch.Generator().manual_seed(0)),
-              optimizer, epochs, device=device, callbacks=[ema, LivePlot(logy=True, title="noise-prediction loss")])
+step = cfg_step(schedule, generator=torch.Generator().manual_seed(0))
+callbacks = [ema, LivePlot(logy=True, title="noise-prediction loss")]
+history = train_or_load("conditional/cfg_unet", lambda: fit(unet, make_loader(train, batch_size), step, optimizer, epochs,
+                                                            device=device, callbacks=callbacks), ema=ema.model)
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
 scores["guided DDPM (w = 3)"] = {"parameters": n_params(unet), "training s": history.seconds}

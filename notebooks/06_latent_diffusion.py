@@ -12,6 +12,9 @@
 #     name: python3
 # ---
 
+# %% [markdown] tags=["colab"]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/image-generation-course/image-generation-course/blob/main/notebooks/06_latent_diffusion.ipynb)
+
 # %% [markdown]
 # # Lesson 6 — Latent diffusion
 #
@@ -30,19 +33,21 @@
 
 # %% tags=["colab"]
 # NBVAL_SKIP
-# On Colab only: install the course library without replacing Colab's own torch, torchvision and ipywidgets.
+# On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
+# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
 import importlib.util
-import os
 import subprocess
 import sys
 
-COURSE_REPO = os.environ.get("COURSE_REPO", "")  # the git URL this course is published at
 if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is None:
-    if not COURSE_REPO:
-        raise RuntimeError("Set COURSE_REPO to the course's git URL, e.g. os.environ['COURSE_REPO'] = 'https://...'")
-    # torchmetrics is the one dependency Colab lacks; it accepts the torch that is there, so nothing is replaced
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{COURSE_REPO}"], check=True)
+    missing = [name for name in ('torchmetrics', 'safetensors', 'tqdm') if importlib.util.find_spec(name) is None]
+    if missing:  # they accept the torch that is there, so nothing of Colab's is replaced
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "git+https://github.com/image-generation-course/image-generation-course"], check=True)
+if "google.colab" in sys.modules:
+    import course_lib
+
+    course_lib.doctor()  # the GPU runtime, the data, the bundled weights: what to fix, if anything
 
 # %% [markdown]
 # ## Setup
@@ -65,12 +70,15 @@ from course_lib.latent_diffusion import LatentAutoencoder, decode_latents, encod
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import class_accuracy, fd_to_training_digits
 from course_lib.plotting import show_images, show_rows
+from course_lib.pretrained import train_or_load
 from course_lib.results_table import markdown_table
 from course_lib.training import EMA, CosineSchedule, fit
 from course_lib.unet import UNet
 from course_lib.widgets import FrameScrubber
 
-PROFILE, S, device = start_lesson("latent_diffusion")  # sizes for this profile, device, seeds
+USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
+PROFILE, S, device = start_lesson("latent_diffusion", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 train = load_dataset("mnist", "train", n=S.n_train)
 test_x, test_y = load_dataset("mnist", "test", n=S.n_test).tensors
 schedule = DiffusionSchedule(T=1000)  # lesson 4's linear schedule, for both models
@@ -87,8 +95,11 @@ epochs, batch_size = S.for_model("autoencoder")
 torch.manual_seed(0)
 autoencoder = LatentAutoencoder(latent_channels=4).to(device)
 optimizer = torch.optim.Adam(autoencoder.parameters(), lr=2e-3)
-history = fit(autoencoder, make_loader(train, batch_size), lambda m, b: ae_loss(b[0], m(b[0])), optimizer, epochs,
-              device=device, callbacks=[CosineSchedule(optimizer, epochs), LivePlot(logy=True, title="L_AE")])
+callbacks = [CosineSchedule(optimizer, epochs), LivePlot(logy=True, title="L_AE")]
+history = train_or_load("latent_diffusion/autoencoder", lambda: fit(autoencoder, make_loader(train, batch_size),
+                                                                    lambda m, b: ae_loss(b[0], m(b[0])), optimizer,
+                                                                    epochs, device=device, callbacks=callbacks),
+                        model=autoencoder)
 ae_seconds = history.seconds
 with torch.no_grad():
     autoencoder.eval()
@@ -162,8 +173,11 @@ latent_unet = UNet(channels=S.channels, num_classes=10, image_shape=(4, 7, 7)).t
 optimizer = torch.optim.Adam(latent_unet.parameters(), lr=1e-3)
 latent_ema = EMA(latent_unet, decay=0.995)
 step = cfg_step(schedule, generator=torch.Generator().manual_seed(0), image_range=False)
-history = fit(latent_unet, make_loader(latent_train, batch_size), step, optimizer, epochs, device=device,
-              callbacks=[latent_ema, LivePlot(logy=True, title="latent noise-prediction loss")])
+callbacks = [latent_ema, LivePlot(logy=True, title="latent noise-prediction loss")]
+loader = make_loader(latent_train, batch_size)
+history = train_or_load("latent_diffusion/latent_unet", lambda: fit(latent_unet, loader, step, optimizer, epochs,
+                                                                    device=device, callbacks=callbacks),
+                        ema=latent_ema.model)
 latent_seconds = history.seconds
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
@@ -225,8 +239,11 @@ torch.manual_seed(0)
 pixel_unet = UNet(channels=pixel.channels, num_classes=10).to(device)
 optimizer = torch.optim.Adam(pixel_unet.parameters(), lr=1e-3)
 pixel_ema = EMA(pixel_unet, decay=0.995)
-history = fit(pixel_unet, make_loader(train, batch_size), cfg_step(schedule, generator=torch.Generator().manual_seed(0)),
-              optimizer, epochs, device=device, callbacks=[pixel_ema, LivePlot(logy=True, title="pixel noise-prediction loss")])
+callbacks = [pixel_ema, LivePlot(logy=True, title="pixel noise-prediction loss")]
+step = cfg_step(schedule, generator=torch.Generator().manual_seed(0))
+history = train_or_load("conditional/cfg_unet", lambda: fit(pixel_unet, make_loader(train, batch_size), step, optimizer,
+                                                            epochs, device=device, callbacks=callbacks),
+                        ema=pixel_ema.model)
 pixel_seconds = history.seconds
 
 # %% [markdown]

@@ -1,0 +1,50 @@
+"""The doctor runs headless, prints every item, and says what to do about a problem."""
+
+import importlib
+
+import course_lib
+from course_lib import pretrained
+
+doctor_module = importlib.import_module("course_lib.doctor")
+
+ITEMS = ("course_lib", "torch", "device", "colab", "ipywidgets", "data", "bundled weights")
+
+
+def test_doctor_prints_every_item(capsys):
+    report = course_lib.doctor(check_network=False)
+    printed = capsys.readouterr().out
+    assert set(report) == set(ITEMS)
+    for item in ITEMS:
+        assert item in printed
+    assert report["bundled weights"][0] == doctor_module.OK, report["bundled weights"]
+    assert "sha256" in report["bundled weights"][1]
+    assert "torch " in report["torch"][1] and "ipywidgets" in report["ipywidgets"][1]
+
+
+def test_command_line_exits_zero_when_all_is_well(capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    assert doctor_module.main() == 0
+    assert "Everything the lessons need is here." in capsys.readouterr().out
+
+
+def test_colab_without_a_gpu_names_the_menu_path(monkeypatch):
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    monkeypatch.setattr(doctor_module.torch.cuda, "is_available", lambda: False)
+    status, detail = doctor_module.check_colab()
+    assert status == doctor_module.WARN and "Runtime > Change runtime type" in detail
+
+
+def test_damaged_weights_fail_and_the_exit_code_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(pretrained, "verify", lambda: ["gan/dcgan.safetensors: sha256 0000, the manifest expects 1111"])
+    assert doctor_module.main() == 1
+    out = capsys.readouterr().out
+    assert "gan/dcgan.safetensors" in out and "Fix first: bundled weights" in out
+
+
+def test_a_check_that_crashes_is_reported_not_raised(monkeypatch):
+    def broken():
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(doctor_module, "check_weights", broken)
+    report = doctor_module.doctor(quiet=True, check_network=False)
+    assert report["bundled weights"][0] == doctor_module.FAIL and "disk gone" in report["bundled weights"][1]

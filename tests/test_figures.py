@@ -1,0 +1,39 @@
+"""The slides' figures come from `python -m course_lib.figures`: every figure a deck shows has a function that
+draws it, and the drawing works from the bundled data and weights alone."""
+
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from course_lib import figures
+
+SLIDES = Path(__file__).resolve().parent.parent / "slides"
+
+
+def referenced_figures() -> set[str]:
+    names = set()
+    for deck in SLIDES.glob("*/*.md"):
+        names |= set(re.findall(r"\.\./figs/([\w.-]+)\.png", deck.read_text()))
+    return names
+
+
+def test_every_figure_a_deck_shows_is_made_by_the_command():
+    assert referenced_figures() <= set(figures.FIGURES)
+
+
+def test_every_figure_the_command_makes_is_shown_in_a_deck():
+    assert set(figures.FIGURES) <= referenced_figures()
+
+
+def test_figures_are_drawn_from_the_bundled_weights(tmp_path):
+    paths = figures.make(["01_ae_latent_map", "03_optimal_discriminator", "05_cgan_grid"], tmp_path)
+    for path in paths:
+        with Image.open(path) as image:
+            width, height = image.size
+        assert width > 400 and height > 200, (path.name, image.size)
+
+
+def test_command_line_rejects_an_unknown_prefix(capsys):
+    assert figures.main(["--only", "99_", "--out", "/tmp/unused"]) == 1
+    assert "01_ae_latent_map" in capsys.readouterr().out

@@ -1,0 +1,156 @@
+"""The bundled pretrained weights: the manifest matches the files, each model loads and measures as recorded,
+a changed file is refused, and train_or_load saves and loads what it trains."""
+
+import json
+import math
+import shutil
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from course_lib import pretrained
+from course_lib.autoencoders import ConvAutoencoder, ae_loss
+from course_lib.config import start_lesson
+from course_lib.data import load_dataset, make_loader
+from course_lib.plotting import presenter_mode, zoom
+from course_lib.training import Snapshots, fit
+from course_lib.widgets import LatentExplorer
+
+MANIFEST = pretrained.read_manifest()["models"]
+ASSETS = pretrained.BUNDLE_DIR.parent
+
+
+def test_manifest_matches_the_files():
+    assert MANIFEST, "no bundled weights: python -m course_lib.pretrained build"
+    assert pretrained.verify() == []
+    on_disk = {p.relative_to(pretrained.BUNDLE_DIR).as_posix() for p in pretrained.BUNDLE_DIR.rglob("*.safetensors")}
+    assert on_disk == {entry["file"] for entry in MANIFEST.values()}, "every file is in the manifest, and only those"
+    for name, entry in MANIFEST.items():
+        assert {"sha256", "bytes", "command", "data", "notebook", "metrics", "train_seconds"} <= set(entry), name
+        assert entry["command"].startswith("python -m course_lib.pretrained build"), name
+        assert (pretrained.BUNDLE_DIR.parent.parent.parent / entry["notebook"]).exists(), name
+
+
+def test_every_model_a_lesson_trains_is_bundled():
+    assert set(MANIFEST) == set(pretrained.catalogue())
+
+
+def test_all_bundled_weights_together_stay_under_20_mb():
+    classifier = json.loads((ASSETS / "digit_classifier.json").read_text())["bytes"]
+    assert pretrained.total_bytes() + classifier < 20e6
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_loaded_model_gives_the_recorded_metrics(name):
+    recorded = MANIFEST[name]["metrics"]
+    measured = pretrained.measure(name)
+    assert set(measured) == set(recorded)
+    for key, value in recorded.items():
+        assert math.isclose(measured[key], value, rel_tol=0.02, abs_tol=0.02), (key, measured[key], value)
+
+
+def test_eight_bit_storage_costs_little():
+    """The metrics on the loaded (8-bit) model are within a few percent of the float32 model's."""
+    for name, entry in MANIFEST.items():
+        for key, value in entry["metrics"].items():
+            before = entry["metrics_before_8bit"][key]
+            assert math.isclose(value, before, rel_tol=0.1, abs_tol=0.02), (name, key, before, value)
+
+
+@pytest.fixture
+def bundle_copy(tmp_path, monkeypatch):
+    """A copy of the bundle that a test may damage."""
+    shutil.copytree(pretrained.BUNDLE_DIR, tmp_path / "pretrained")
+    monkeypatch.setattr(pretrained, "BUNDLE_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr(pretrained, "MANIFEST", tmp_path / "pretrained" / "manifest.json")
+    return tmp_path / "pretrained"
+
+
+def test_a_changed_weight_file_is_refused_naming_file_and_hash(bundle_copy):
+    entry = MANIFEST["autoencoders/conv16"]
+    path = bundle_copy / entry["file"]
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # one byte of one weight
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError) as err:
+        pretrained.load("autoencoders/conv16")
+    assert str(path) in str(err.value) and entry["sha256"] in str(err.value)
+    assert any(entry["file"] in problem for problem in pretrained.verify())
+
+
+def test_a_missing_name_says_how_to_train_instead(bundle_copy):
+    pretrained.use_pretrained(True)
+    try:
+        with pytest.raises(KeyError, match="USE_PRETRAINED = False"):
+            pretrained.train_or_load("autoencoders/nothing", lambda: None, model=ConvAutoencoder())
+    finally:
+        pretrained.use_pretrained(False)
+
+
+def test_a_model_of_another_architecture_is_refused():
+    with pytest.raises(ValueError, match="different architecture"):
+        pretrained.load_into("autoencoders/conv16", model=ConvAutoencoder(latent_dim=8))
+
+
+def test_train_or_load_saves_when_building_and_loads_it_back(bundle_copy, monkeypatch):
+    monkeypatch.setenv(pretrained.BUILD_ENV, "1")
+    torch.manual_seed(0)
+    model = ConvAutoencoder(latent_dim=16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loader = make_loader(load_dataset("mnist", "train", n=128, source="bundled"), 64)
+    snapshots = Snapshots(lambda m: m(torch.zeros(2, 1, 28, 28)), every=1)
+    history = pretrained.train_or_load(
+        "autoencoders/conv16", lambda: fit(model, loader, lambda m, b: ae_loss(b[0], m(b[0])), optimizer, 1,
+                                           callbacks=[snapshots], progress=False), model=model, snapshots=snapshots)
+    entry = pretrained.read_manifest()["models"]["autoencoders/conv16"]
+    assert entry["epochs"] == 1 and entry["sha256"] == pretrained.sha256(bundle_copy / entry["file"])
+    assert "test_reconstruction_error" in entry["metrics"]
+
+    pretrained.use_pretrained(True)
+    try:
+        loaded, loaded_snapshots = ConvAutoencoder(latent_dim=16), Snapshots(None, every=1)
+        called = []
+        loaded_history = pretrained.train_or_load("autoencoders/conv16", lambda: called.append(1), model=loaded,
+                                                  snapshots=loaded_snapshots)
+    finally:
+        pretrained.use_pretrained(False)
+    assert not called, "with pretrained weights on, nothing trains"
+    assert loaded_history.steps["loss"] == pytest.approx(history.steps["loss"])
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.allclose(a, b, atol=a.abs().max().item() / 127 + 1e-6)  # within one 8-bit step
+    assert loaded_snapshots.at_step == snapshots.at_step
+    assert torch.allclose(loaded_snapshots.frames[-1], snapshots.frames[-1], atol=0.01)
+
+
+def test_quantize_round_trip_error_is_below_half_a_step():
+    w = torch.randn(64, 3, 3, 3)
+    q, scale = pretrained.quantize(w)
+    assert q.dtype == torch.int8 and scale.shape == (64,)
+    error = (pretrained.dequantize(q, scale) - w).abs().flatten(1).amax(1)
+    assert torch.all(error <= scale / 2 + 1e-7)
+
+
+def test_start_lesson_with_pretrained_uses_the_build_profile(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    try:
+        profile, settings, _ = start_lesson("diffusion", pretrained=True)
+        assert profile == pretrained.BUILD_PROFILE and pretrained.pretrained_enabled()
+        assert settings.channels == (16, 32, 64)  # the sizes the bundled U-Net was trained with
+        profile, _, _ = start_lesson("diffusion")
+        assert profile == "smoke" and not pretrained.pretrained_enabled()
+    finally:
+        pretrained.use_pretrained(False)
+
+
+def test_presenter_mode_makes_fonts_figures_and_widgets_larger():
+    normal_font = plt.rcParams["font.size"]
+    normal = LatentExplorer(lambda z: torch.zeros(len(z), 1, 28, 28), latent_dim=2)
+    try:
+        presenter_mode(True)
+        assert plt.rcParams["font.size"] > normal_font and zoom() > 1
+        big = LatentExplorer(lambda z: torch.zeros(len(z), 1, 28, 28), latent_dim=2)
+        assert int(big.image.layout.width[:-2]) > int(normal.image.layout.width[:-2])
+    finally:
+        presenter_mode(False)
+    assert plt.rcParams["font.size"] == normal_font and zoom() == 1
