@@ -82,7 +82,13 @@ def check_data(check_network: bool = True) -> tuple[str, str]:
     from .config import profile_name
     from .data import cache_dir
 
-    cached = (cache_dir() / "MNIST" / "raw").exists()
+    try:
+        from torchvision import datasets
+
+        datasets.MNIST(root=cache_dir(), train=True, download=False)  # raises when the files are not all there
+        cached = True
+    except RuntimeError:
+        cached = False
     offline = os.environ.get("COURSE_OFFLINE", "") not in ("", "0") or profile_name() == "smoke"
     if cached:
         return OK, f"full MNIST is cached in {cache_dir()}"

@@ -14,10 +14,11 @@ that made them, the data, and metrics measured on the loaded model. A file that 
 
 Matrices and convolution kernels are stored in 8 bits with one scale per output row (w ~ s_r q, q an integer in
 -127..127, s_r = max_j |w_rj| / 127), 4 times smaller than float32; the metrics in the manifest are measured after
-that round trip. Build them again (about 35 minutes on 2 CPU cores) with
+that round trip. (The tiny 2-D toy GANs are kept in float32: their modes are narrower than 8 bits' rounding.) Build them again (about 35 minutes on 2 CPU cores) with
 
     python -m course_lib.pretrained build            # every lesson, or name some: build autoencoders gan
     python -m course_lib.pretrained verify           # hashes and sizes against the manifest
+    python -m course_lib.pretrained runall           # time each lesson's Run-All with USE_PRETRAINED on
 """
 
 import argparse
@@ -60,9 +61,10 @@ def pretrained_enabled() -> bool:
     return _state["enabled"]
 
 
-def train_or_load(name: str, train: Callable[[], History], **parts) -> History:
+def train_or_load(name: str, train: Callable[[], History], eight_bit: bool = True, **parts) -> History:
     """Run `train()` and return its History; or, with pretrained weights on, load the bundled state of every part
     (models, an EMA copy, Snapshots: anything with state_dict / load_state_dict) and return the recorded History.
+    `eight_bit=False` bundles the weights in float32 instead of 8 bits (for models whose outputs must be exact).
 
         history = train_or_load("vae/vae16", lambda: fit(vae16, loader, step, opt, 30), model=vae16)
     """
@@ -78,7 +80,7 @@ def train_or_load(name: str, train: Callable[[], History], **parts) -> History:
     if os.environ.get(BUILD_ENV) == "1":
         if history.stopped is not None:
             raise RuntimeError(f"Training of '{name}' stopped early ({history.stopped}); nothing was bundled.")
-        save_bundled(name, history, **parts)
+        save_bundled(name, history, eight_bit, **parts)
     return history
 
 
@@ -119,10 +121,10 @@ def _split_state(state: dict) -> tuple[dict, dict]:
     return tensors, rest
 
 
-def _pack(tensors: dict) -> dict:
+def _pack(tensors: dict, eight_bit: bool = True) -> dict:
     packed = {}
     for key, t in tensors.items():
-        if t.is_floating_point() and t.dim() >= 2 and t.numel() >= _QUANTIZE_FROM:
+        if eight_bit and t.is_floating_point() and t.dim() >= 2 and t.numel() >= _QUANTIZE_FROM:
             packed[key + ":q8"], packed[key + ":scale"] = quantize(t)
         else:
             packed[key] = t
@@ -156,13 +158,13 @@ def _file(name: str) -> Path:
     return BUNDLE_DIR / f"{name}.safetensors"
 
 
-def save_bundled(name: str, history: History, **parts) -> dict:
+def save_bundled(name: str, history: History, eight_bit: bool = True, **parts) -> dict:
     """Write the parts' state and the History into the bundle, measure the model as it loads back, and record
     everything in the manifest. Used by `build`; a lesson never calls it."""
     packed, meta = {}, {"history": history.state_dict(), "parts": {}}
     for part, obj in parts.items():
         tensors, rest = _split_state(obj.state_dict())
-        packed.update({f"{part}.{k}": t for k, t in _pack(tensors).items()})
+        packed.update({f"{part}.{k}": t for k, t in _pack(tensors, eight_bit).items()})
         meta["parts"][part] = rest
     path = _file(name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +177,7 @@ def save_bundled(name: str, history: History, **parts) -> dict:
         "command": f"python -m course_lib.pretrained build {lesson}",
         "notebook": f"notebooks/{NOTEBOOKS.get(lesson, lesson)}.ipynb",
         "profile": os.environ.get("COURSE_PROFILE", BUILD_PROFILE),
+        "storage": "matrices and kernels in 8 bits, one scale per row" if eight_bit else "float32",
         "data": _data_description(),
         "epochs": history.epoch,
         "train_seconds": round(history.seconds, 1),
@@ -205,8 +208,9 @@ def _measure_in_place(name: str, parts: dict) -> dict:
 
 def _write_manifest(manifest: dict) -> None:
     manifest["models"] = dict(sorted(manifest["models"].items()))
-    manifest["note"] = ("Pretrained weights for the lessons; see course_lib/pretrained.py. Matrices are stored in 8 "
-                        "bits with a scale per row; metrics are measured on the loaded model.")
+    manifest["note"] = ("Pretrained weights for the lessons; see course_lib/pretrained.py. `storage` says how each "
+                        "file keeps its weights; `metrics` are measured on the model as it loads, "
+                        "`metrics_before_8bit` on the model as it was trained.")
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
 
 
@@ -256,6 +260,8 @@ def load_into(name: str, **parts) -> History:
                                  f"profile's sizes (start_lesson does this when USE_PRETRAINED is True).")
             state = {k: v.to(expected[k].dtype) for k, v in state.items()}
         obj.load_state_dict(state)
+        if isinstance(obj, torch.nn.Module):
+            obj.eval()  # as `fit` leaves a model when it ends
     return History.from_state_dict(meta["history"])
 
 
@@ -477,6 +483,26 @@ def build(lessons: list[str]) -> None:
     print(f"bundle: {total_bytes() / 1e6:.1f} MB in {len(read_manifest()['models'])} files")
 
 
+def run_all(lessons: list[str], out: Path = Path("runs") / "pretrained_runall") -> dict[str, float]:
+    """Run each lesson top to bottom with USE_PRETRAINED on (as an instructor would, `cpu` profile, no display) and
+    return the seconds each took: the instructor-mode target is under a minute per lesson."""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, COURSE_PRETRAINED="1", COURSE_OFFLINE="1", COURSE_HEADLESS="1", MPLBACKEND="Agg")
+    env.pop(BUILD_ENV, None)
+    seconds = {}
+    for lesson in lessons:
+        notebook = root / "notebooks" / f"{NOTEBOOKS[lesson]}.ipynb"
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                               "--ExecutePreprocessor.timeout=600", "--output-dir", str(out), str(notebook)],
+                              env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{notebook.name} failed with USE_PRETRAINED on:\n{done.stderr[-3000:]}")
+        seconds[lesson] = time.perf_counter() - start
+        print(f"{notebook.name:36s} Run-All with USE_PRETRAINED: {seconds[lesson]:5.1f} s", flush=True)
+    return seconds
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.pretrained", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -484,9 +510,15 @@ def main(argv=None) -> int:
     p_build.add_argument("lessons", nargs="*", choices=[*NOTEBOOKS, []], default=[])
     sub.add_parser("verify", help="check every bundled file against the manifest")
     sub.add_parser("measure", help="measure every bundled model again and compare with the manifest")
+    p_run = sub.add_parser("runall", help="time each lesson's Run-All with USE_PRETRAINED on")
+    p_run.add_argument("lessons", nargs="*", choices=[*NOTEBOOKS, []], default=[])
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args.lessons or list(NOTEBOOKS))
+        return 0
+    if args.command == "runall":
+        seconds = run_all(args.lessons or list(NOTEBOOKS))
+        print(f"slowest: {max(seconds.values()):.1f} s (target: under 60 s each)")
         return 0
     if args.command == "verify":
         problems = verify()
