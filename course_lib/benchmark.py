@@ -52,12 +52,12 @@ class Recipe:
     cosine_lr: bool = False
 
 
-def vae_recipe(device: torch.device) -> Recipe:
+def vae_recipe(device: torch.device, augment: float = AUGMENT) -> Recipe:
     """Lesson 2's convolutional VAE (16-number code): the negative ELBO of digits moved a little at random
-    (`AUGMENT`), Adam 2e-3 lowered along a cosine; sampled from its prior N(0, I)."""
+    (`augment`; 0 for none), Adam 2e-3 lowered along a cosine; sampled from its prior N(0, I)."""
     model = ConvVAE(latent_dim=16).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    step = vae_step(augment=AUGMENT, generator=torch.Generator().manual_seed(0))
+    step = vae_step(augment=augment, generator=torch.Generator().manual_seed(0))
     return Recipe(model, step, optimizer, lambda n, generator: model.sample(n, generator).cpu(), cosine_lr=True)
 
 
@@ -69,10 +69,10 @@ def dcgan_recipe(device: torch.device) -> Recipe:
     return Recipe(gan, step, None, lambda n, generator: gan.sample(n, generator).cpu(), callbacks=[GANGuard()])
 
 
-def ddpm_recipe(channels: tuple[int, int, int], device: torch.device, lr: float = 2e-3,
-                min_snr_gamma: float | None = None) -> Recipe:
-    """Lesson 4's DDPM: U-Net of `channels`, linear schedule T = 1000, Algorithm 1 (weighted by Min-SNR when
-    `min_snr_gamma` is given, as lesson 5 does), Adam at `lr`, bfloat16 autocast where the CPU supports it, weights
+def ddpm_recipe(channels: tuple[int, int, int], device: torch.device, lr: float = 1e-3,
+                min_snr_gamma: float | None = 5.0) -> Recipe:
+    """Lesson 4's DDPM: U-Net of `channels`, linear schedule T = 1000, Algorithm 1 weighted by Min-SNR
+    (`min_snr_gamma=None`: the paper's plain loss), Adam at `lr`, bfloat16 autocast where the CPU supports it, weights
     averaged with EMA 0.995. `sample(n, generator, sampler=ddim_sample, **options)` uses the averaged weights;
     by default DDIM in 50 steps (eta = 0)."""
     schedule = DiffusionSchedule(T=1000)
@@ -151,7 +151,7 @@ def train_dcgan(profile: str, device: torch.device) -> Trained:
 
 
 def train_ddpm(profile: str, device: torch.device) -> Trained:
-    """Lesson 4's DDPM with the lesson's settings (U-Net, linear schedule T = 1000, Algorithm 1, bfloat16 autocast
+    """Lesson 4's DDPM with the lesson's settings (U-Net, linear schedule T = 1000, Algorithm 1 with Min-SNR 5, bfloat16 autocast
     where the CPU supports it, weights averaged with EMA 0.995), sampled with DDIM in 50 steps (eta = 0). Also
     scores DDPM's own 1000-step sampler against DDIM-50 on the same, smaller number of images (1000 steps per image
     are slow on a CPU)."""

@@ -264,7 +264,7 @@ def cfg_step(schedule: DiffusionSchedule, p_uncond: float = 0.1, generator: torc
     """A step function for `fit` on (images, labels) batches: Algorithm 1's loss for a class-conditional U-Net, with
     each label dropped (set to "empty") with probability `p_uncond`. `fast` uses the device's fast autocast
     (bfloat16 on CPUs that have it) as in lesson 4; `min_snr_gamma` weighs the noise levels as `diffusion_loss`
-    explains (None: the plain loss of lesson 4). image_range=False trains on data used as it is (lesson 6's
+    explains (None: the paper's plain loss). image_range=False trains on data used as it is (lesson 6's
     latents) instead of images in [0, 1]."""
 
     def step(model, batch):

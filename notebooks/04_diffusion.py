@@ -188,6 +188,14 @@ assert cosine.alpha_bars[500] > schedule.alpha_bars[500]
 # go straight across. It is told $t$ through a sinusoidal embedding (as Transformers encode positions) added inside
 # every block; one network serves all 1000 steps. It knows nothing about the schedule.
 #
+# One change from the paper: **Min-SNR weighting** (Hang et al. 2023) multiplies each image's error by
+# $\min(\mathrm{SNR}(t), 5) / \mathrm{SNR}(t)$, where $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$ is the
+# signal-to-noise ratio plotted above. Nearly clean images (large SNR, small $t$), whose noise is easy to spot but which
+# teach little about the shape of a digit, count less; noisy ones count fully. On a CPU it gets to good digits much
+# sooner: in the `cpu` profile, 224 s of training with it give the DDIM table below a Frechet distance of about 385 at
+# 50 steps, against 1,099 after 419 s with the plain loss (the README has both). `min_snr_gamma=None` gives the
+# paper's plain loss.
+#
 # On a CPU that supports it, the arithmetic runs in bfloat16 (`fast_autocast`); the loss itself stays in float32.
 # We also keep an exponential moving average of the weights (`EMA`), as DDPM does: the average over the last few
 # hundred steps samples better than the last step's noisy weights. Sampling uses the averaged copy.
@@ -196,14 +204,14 @@ assert cosine.alpha_bars[500] > schedule.alpha_bars[500]
 torch.manual_seed(0)
 model = UNet(channels=S.channels).to(device)
 print(f"U-Net: {sum(p.numel() for p in model.parameters()):,} parameters. {describe_fast_path(device)}")
-optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 step_noise = torch.Generator().manual_seed(0)
 ema = EMA(model, decay=0.995)
 
 
 def training_step(model, batch):
     with fast_autocast(device):
-        return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], step_noise)
+        return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], step_noise, min_snr_gamma=5)
 
 
 history = train_or_load("diffusion/unet", lambda: fit(model, make_loader(train, S.batch_size), training_step, optimizer,

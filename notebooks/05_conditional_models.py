@@ -405,12 +405,11 @@ print(f"labels replaced by the empty label (10): {(dropped == 10).float().mean()
 assert 0.09 < (dropped == 10).float().mean() < 0.11
 
 # %% [markdown]
-# Train it: Algorithm 1 with label dropout, the bfloat16 fast path where the CPU has it, and the EMA of the weights,
-# plus one change to lesson 4's loss. **Min-SNR weighting** (Hang et al. 2023) multiplies each image's error by
-# $\min(\mathrm{SNR}(t), 5) / \mathrm{SNR}(t)$, where $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$: nearly
-# clean images, whose noise is easy to find but which teach little about the digit's shape, count less. On this
-# CPU budget it made the difference between blobs and digits (the README's results list the runs with and
-# without it).
+# Train it: Algorithm 1 with label dropout, and, as in lesson 4, the bfloat16 fast path where the CPU has it, the EMA
+# of the weights and **Min-SNR weighting**: each image's error is multiplied by $\min(\mathrm{SNR}(t), 5) /
+# \mathrm{SNR}(t)$, where $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$, so nearly clean images count less. On
+# this CPU budget it made the difference between blobs and digits for the guided model (the README's results list
+# the runs with and without it).
 
 # %%
 epochs, batch_size = S.for_model("cfg")
