@@ -73,7 +73,7 @@ _SETTINGS = {
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=3000),
     },
     "diffusion": {
-        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=4, batch_size=64, channels=(8, 16, 16),
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=32, channels=(8, 16, 16),
                                 ddim_steps=(10, 20), n_sampled=50),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=32, channels=(16, 32, 64),
                               ddim_steps=(10, 20, 50, 100, 200), n_sampled=100),
