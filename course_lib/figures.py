@@ -12,15 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from .data import load_dataset  # noqa: E402
-from .plotting import image_grid, latent_scatter  # noqa: E402
-from .pretrained import load  # noqa: E402
+from .data import load_dataset
+from .plotting import image_grid, latent_scatter
+from .pretrained import load
 
 FIGS = Path(__file__).resolve().parent.parent / "slides" / "figs"
 DPI = 150
@@ -67,10 +64,10 @@ def ae_gap():
     z = model.encode(x)
     a, b = z[y == 1].mean(0), z[y == 0].mean(0)
     t = torch.linspace(-0.2, 1.2, 12)[:, None]
-    images = model.decode((1 - t) * a + t * b)
+    line = (1 - t) * a + t * b
+    images = model.decode(line)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1, 2.2]})
     latent_scatter(z, y, ax=left, title="a straight line from the 1s to the 0s")
-    line = (1 - t) * a + t * b
     left.plot(line[:, 0], line[:, 1], "k.-", markersize=8)
     left.get_legend().remove()
     _grid(right, images, 12, "decoded along the line: mixtures in the gap")

@@ -268,8 +268,7 @@ def load_into(name: str, **parts) -> History:
 def verify() -> list[str]:
     """Problems found when checking every bundled file against the manifest (an empty list: all verify)."""
     problems = []
-    for name in read_manifest()["models"]:
-        entry = read_manifest()["models"][name]
+    for entry in read_manifest()["models"].values():
         path = BUNDLE_DIR / entry["file"]
         if not path.exists():
             problems.append(f"{entry['file']}: missing")
@@ -507,12 +506,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.pretrained", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_build = sub.add_parser("build", help="train every lesson's models and bundle them")
-    p_build.add_argument("lessons", nargs="*", choices=[*NOTEBOOKS, []], default=[])
+    p_build.add_argument("lessons", nargs="*", help=f"some of: {', '.join(NOTEBOOKS)} (default: all)")
     sub.add_parser("verify", help="check every bundled file against the manifest")
     sub.add_parser("measure", help="measure every bundled model again and compare with the manifest")
     p_run = sub.add_parser("runall", help="time each lesson's Run-All with USE_PRETRAINED on")
-    p_run.add_argument("lessons", nargs="*", choices=[*NOTEBOOKS, []], default=[])
+    p_run.add_argument("lessons", nargs="*", help=f"some of: {', '.join(NOTEBOOKS)} (default: all)")
     args = parser.parse_args(argv)
+    unknown = [lesson for lesson in getattr(args, "lessons", []) if lesson not in NOTEBOOKS]
+    if unknown:
+        parser.error(f"unknown lesson(s) {', '.join(unknown)}; the lessons are: {', '.join(NOTEBOOKS)}")
     if args.command == "build":
         build(args.lessons or list(NOTEBOOKS))
         return 0

@@ -4,6 +4,7 @@ draws it, and the drawing works from the bundled data and weights alone."""
 import re
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from course_lib import figures
@@ -30,8 +31,9 @@ def test_figures_are_drawn_from_the_bundled_weights(tmp_path):
     paths = figures.make(["01_ae_latent_map", "03_optimal_discriminator", "05_cgan_grid"], tmp_path)
     for path in paths:
         with Image.open(path) as image:
-            width, height = image.size
-        assert width > 400 and height > 200, (path.name, image.size)
+            grey = np.asarray(image.convert("L"), dtype=float)
+        assert grey.shape[1] > 400 and grey.shape[0] > 200, (path.name, grey.shape)
+        assert grey.std() > 10, f"{path.name} is (nearly) blank"
 
 
 def test_command_line_rejects_an_unknown_prefix(capsys):
