@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import check_images
+from .nets import device_of
 
 
 def ae_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -28,13 +29,13 @@ def ae_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 
 
 class Autoencoder(nn.Module):
-    """What every autoencoder here shares: input checks, `forward = decode(encode(x))`, and the latent size."""
+    """What every autoencoder here shares: input checks, `forward = decode(encode(x))`, and the latent size. Inputs
+    are moved to the model's own device, so `model.encode(x_test)` works wherever the model is."""
 
     latent_dim: int
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x)
-        return self.encoder(x)
+        return self.encoder(check_images(x).to(device_of(self)))
 
     def check_code(self, z: torch.Tensor) -> torch.Tensor:
         """Raise a clear error unless `z` is a batch of codes shaped (B, latent_dim)."""
@@ -46,7 +47,7 @@ class Autoencoder(nn.Module):
         return z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.check_code(z))
+        return self.decoder(self.check_code(z).to(device_of(self)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))

@@ -15,8 +15,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .training import History
-
 
 def save_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Write the model's weights (parameters and buffers) to a .safetensors file."""
@@ -38,9 +36,10 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     return model
 
 
-def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, history: History, loader=None) -> None:
+def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, history, loader=None) -> None:
     """Everything needed to resume training: weights, optimizer state, history, and the random state (torch's, and
-    the shuffling generator of `loader` if it has one), so a resumed run repeats an uninterrupted one."""
+    the shuffling generator of `loader` if it has one), so a resumed run repeats an uninterrupted one. `history` is
+    anything with a `state_dict()`: `fit`'s History."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     state = {
         "model": model.state_dict(),
@@ -55,8 +54,9 @@ def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, his
     tmp.replace(path)  # an interrupt while saving never leaves a half-written checkpoint behind
 
 
-def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None, loader=None) -> History:
-    """Restore what `save_training_state` wrote into `model` (and `optimizer`, `loader`); returns the History."""
+def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None, loader=None) -> dict:
+    """Restore what `save_training_state` wrote into `model` (and `optimizer`, `loader`); returns the history's
+    state, which `History.from_state_dict` turns back into a History."""
     try:
         state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
     except Exception as err:  # pickle.UnpicklingError for code inside the file, RuntimeError for a damaged zip
@@ -71,7 +71,7 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None
     torch.set_rng_state(state["rng"])
     if "loader_rng" in state and getattr(loader, "generator", None) is not None:
         loader.generator.set_state(state["loader_rng"])
-    return History.from_state_dict(state["history"])
+    return state["history"]
 
 
 def _check_same_architecture(model: torch.nn.Module, state: dict, path) -> None:

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nets import device_of
+
 
 def fit_linear_classifier(features: torch.Tensor, labels: torch.Tensor, steps: int = 300, weight_decay: float = 1e-3,
                           seed: int = 0) -> nn.Module:
@@ -81,7 +83,7 @@ class DigitClassifier(nn.Module):
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.num_features, 10))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.body(x.to(device_of(self)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        return self.head(self.features(x))

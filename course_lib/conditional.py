@@ -30,6 +30,7 @@ from .data import check_images, random_affine
 from .gans import GAN, DCGANDiscriminator, DCGANGenerator, check_noise
 from .diffusion import DiffusionSchedule, diffusion_loss
 from .fastpath import fast_autocast
+from .nets import device_of, evaluating
 from .vae import bernoulli_nll, kl_to_standard_normal, reparameterize
 
 NUM_CLASSES = 10
@@ -143,12 +144,8 @@ class ConditionalGAN(GAN):
         """G(z, y) in eval mode: the same z with different y gives the same 'style' as different digits."""
         if y is None:
             raise ValueError("A conditional generator needs a label too: cgan.decode(z, y) with y e.g. torch.tensor([3]).")
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            out = self.generator(z.to(self.device), check_labels(y, len(z), self.num_classes).to(self.device))
-        self.train(was_training)
-        return out
+        with evaluating(self), torch.no_grad():
+            return self.generator(z.to(self.device), check_labels(y, len(z), self.num_classes).to(self.device))
 
 
 # ---------------------------------------------------------------- CVAE
@@ -185,7 +182,7 @@ class ConditionalVAE(nn.Module):
         return one_hot(check_labels(y, n, self.num_classes), self.num_classes).to(device)
 
     def encode(self, x: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(x)
+        x = check_images(x).to(device_of(self))
         h = torch.cat([x.flatten(1), self._label(y, len(x), x.device)], dim=1)  # (B, 784 + 10)
         mu, logvar = self.encoder(h).chunk(2, dim=1)
         return mu, logvar
@@ -195,6 +192,7 @@ class ConditionalVAE(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"This CVAE's codes have {self.latent_dim} numbers: expected z shaped (B, "
                              f"{self.latent_dim}), got {tuple(z.shape)}. For one code use z.view(1, {self.latent_dim}).")
+        z = z.to(device_of(self))
         return self.decoder(torch.cat([z, self._label(y, len(z), z.device)], dim=1))
 
     def decode(self, z: torch.Tensor, y) -> torch.Tensor:
@@ -209,9 +207,7 @@ class ConditionalVAE(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None, labels=None) -> torch.Tensor:
         """n new images of the digits `labels` (default 0, 1, ..., 9, 0, ...): z ~ N(0, I), decoded with y."""
         labels = torch.arange(n) % self.num_classes if labels is None else labels
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return self.decode(z, torch.as_tensor(labels).to(device))
+        return self.decode(torch.randn(n, self.latent_dim, generator=generator), torch.as_tensor(labels))
 
 
 def cvae_loss(model: ConditionalVAE, x: torch.Tensor, y: torch.Tensor, beta: float = 1.0) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ Where the images come from (`source`):
 - `"download"`: the full dataset through `torchvision.datasets`, downloaded once into the cache directory
   (`COURSE_DATA_DIR`, default `~/.cache/course_lib/data`).
 - `"auto"` (default): the full dataset if it is cached or can be downloaded, else the bundled digits with a one-line
-  notice. Under the `smoke` profile, or with `COURSE_OFFLINE=1`, it never touches the network.
+  notice. With `COURSE_OFFLINE=1` (the tests and CI set it) it never touches the network.
 
     >>> train = load_dataset("mnist", split="train", n=100, source="bundled")
     >>> x, y = train.tensors
@@ -30,8 +30,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets
 
-from .config import profile_name
-
 DATASETS = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}
 SOURCES = ("auto", "bundled", "download")
 SPLITS = ("train", "test")
@@ -39,6 +37,11 @@ BUNDLED_ROOT = Path(__file__).parent / "assets" / "mnist_subset"
 FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 DOWNLOAD_TIMEOUT_S = 10  # an unreachable mirror should fail in seconds, not hang a lesson
 _download_failed = False  # after one failed download, "auto" goes straight to the bundled digits
+
+
+def offline_mode() -> bool:
+    """True when `COURSE_OFFLINE` is set (to anything but 0): "auto" then never touches the network."""
+    return os.environ.get("COURSE_OFFLINE", "") not in ("", "0")
 
 
 def cache_dir() -> Path:
@@ -123,7 +126,7 @@ def _download(name: str, split: str) -> datasets.VisionDataset:
 
 def _auto(name: str, split: str) -> datasets.VisionDataset:
     global _download_failed
-    offline = _download_failed or profile_name() == "smoke" or os.environ.get("COURSE_OFFLINE", "") not in ("", "0")
+    offline = _download_failed or offline_mode()
     if offline and name == "mnist":
         return _bundled(name, split)
     try:

@@ -25,12 +25,13 @@ x in [-1, 1] (`to_model_range`, `to_image_range`): the loss maps its data there,
 
 import copy
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
+
+from .nets import evaluating
 
 KINDS = ("linear", "cosine")
 
@@ -319,19 +320,6 @@ def _predict(eps_model: Callable, x: torch.Tensor, t: torch.Tensor) -> torch.Ten
     return eps
 
 
-@contextmanager
-def _evaluating(model):
-    """Run `model` in eval mode (if it is an nn.Module) and put its training flag back afterwards."""
-    was_training = isinstance(model, nn.Module) and model.training
-    if isinstance(model, nn.Module):
-        model.eval()
-    try:
-        yield
-    finally:
-        if was_training:
-            model.train()
-
-
 def _start(eps_model, n, noise, generator, device, shape) -> torch.Tensor:
     """x_T: the given `noise`, or fresh N(0, I) noise of `shape` for n images, on the right device."""
     if device is None:
@@ -365,7 +353,7 @@ def ddpm_sample(eps_model: Callable, schedule: DiffusionSchedule, n: int | None 
     """
     x = _start(eps_model, n, noise, generator, device, shape)
     trajectory = Trajectory(image_range) if record_every else None
-    with _evaluating(eps_model):
+    with evaluating(eps_model):
         for i, t in enumerate(range(schedule.T - 1, -1, -1)):
             eps = _predict(eps_model, x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
             x0_hat = predict_x0(schedule, x, t, eps).clamp(-1, 1) if trajectory is not None else None
@@ -400,7 +388,7 @@ def ddim_sample(eps_model: Callable, schedule: DiffusionSchedule, n: int | None 
     x = _start(eps_model, n, noise, generator, device, shape)
     ts = ddim_timesteps(schedule.T, steps)
     trajectory = Trajectory(image_range) if record_every else None
-    with _evaluating(eps_model):
+    with evaluating(eps_model):
         for i, t in enumerate(ts):
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             eps = _predict(eps_model, x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))

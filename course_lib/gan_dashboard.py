@@ -19,7 +19,6 @@ cell instead, redrawing every `every_s` seconds; `python -m course_lib.gan_dashb
     (20, 20, b'PNG')
 """
 
-import argparse
 import asyncio
 import io
 import time
@@ -314,35 +313,3 @@ class GANDashboard:
         from IPython.display import display
 
         display(self.widget)
-
-
-def measure_fps(seconds: float = 5.0, steps_per_frame: int = 5, **dashboard_args) -> dict[str, float]:
-    """Frames per second of the run loop (`steps_per_frame` training steps, then one redraw), for `seconds`.
-
-    >>> speed = measure_fps(seconds=0.2, steps_per_frame=1)
-    >>> sorted(speed)
-    ['fps', 'frames', 'ms_render', 'ms_train', 'steps_per_frame']
-    """
-    dash = GANDashboard(steps_per_frame=steps_per_frame, **dashboard_args)
-    train_s = render_s = 0.0
-    frames, start = 0, time.perf_counter()
-    while frames == 0 or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        dash._train(steps_per_frame)
-        t1 = time.perf_counter()
-        dash.draw()
-        train_s, render_s, frames = train_s + t1 - t0, render_s + time.perf_counter() - t1, frames + 1
-    return {"fps": frames / (time.perf_counter() - start), "frames": frames, "steps_per_frame": steps_per_frame,
-            "ms_train": 1000 * train_s / frames, "ms_render": 1000 * render_s / frames}
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Frames per second of the GAN dashboard, on this machine.")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--steps-per-frame", type=int, default=5)
-    parser.add_argument("--toy", default="ring")
-    args = parser.parse_args()
-    for loss in LOSSES:
-        s = measure_fps(args.seconds, args.steps_per_frame, toy=args.toy, loss=loss)
-        print(f"{loss:>15}: {s['fps']:5.1f} frames/s   ({s['steps_per_frame']} steps/frame; per frame "
-              f"{s['ms_train']:.0f} ms training + {s['ms_render']:.0f} ms drawing)")

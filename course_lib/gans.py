@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import check_images, random_affine
+from .nets import evaluating
 from .training import Callback, StopTraining, TrainState
 
 # ---------------------------------------------------------------- losses (one function per equation)
@@ -215,20 +216,13 @@ class GAN(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n generated samples G(z), made in eval mode (BatchNorm uses its running statistics)."""
-        was_training = self.training
-        self.eval()
-        out = self.generator(self.sample_z(n, generator))
-        self.train(was_training)
-        return out
+        with evaluating(self):
+            return self.generator(self.sample_z(n, generator))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """G(z) in eval mode, so the latent explorer and interpolations can treat G like a decoder."""
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            out = self.generator(z.to(self.device))
-        self.train(was_training)
-        return out
+        with evaluating(self), torch.no_grad():
+            return self.generator(z.to(self.device))
 
 
 # ---------------------------------------------------------------- one training step
@@ -336,8 +330,3 @@ class GANGuard(Callback):
                 f"it gave generated samples D(G(z)) < {self.floor}, so the generator gets (almost) no gradient. Try "
                 f"the non-saturating loss, a lower discriminator learning rate, one D step per G step, or WGAN-GP.",
             )
-
-
-def n_params(module: nn.Module) -> int:
-    """How many numbers the module learns."""
-    return sum(p.numel() for p in module.parameters())

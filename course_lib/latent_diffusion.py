@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .data import check_images
+from .nets import device_of, evaluating
 
 
 class LatentAutoencoder(nn.Module):
@@ -49,14 +50,14 @@ class LatentAutoencoder(nn.Module):
         )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(check_images(x))
+        return self.encoder(check_images(x).to(device_of(self)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 4 or tuple(z.shape[1:]) != self.latent_shape:
             c, h, w = self.latent_shape
             raise ValueError(f"This decoder takes latents shaped (B, {c}, {h}, {w}), got {tuple(z.shape)}. "
                              f"For one latent use z.view(1, {c}, {h}, {w}).")
-        return self.decoder(z)
+        return self.decoder(z.to(device_of(self)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
@@ -71,11 +72,9 @@ def encode_dataset(autoencoder: LatentAutoencoder, dataset: TensorDataset, batch
     Encoding runs in eval mode; decode samples with `autoencoder.decode(z / scale)`.
     """
     images, labels = dataset.tensors[0], dataset.tensors[1]
-    was_training = autoencoder.training
-    autoencoder.eval()
-    device = next(autoencoder.parameters()).device
-    latents = torch.cat([autoencoder.encode(x.to(device)).cpu() for x in images.split(batch_size)])
-    autoencoder.train(was_training)
+    device = device_of(autoencoder)
+    with evaluating(autoencoder):
+        latents = torch.cat([autoencoder.encode(x.to(device)).cpu() for x in images.split(batch_size)])
     scale = scale if scale is not None else 1.0 / latents.std().item()
     return TensorDataset(latents * scale, labels), scale
 
@@ -83,9 +82,6 @@ def encode_dataset(autoencoder: LatentAutoencoder, dataset: TensorDataset, batch
 @torch.no_grad()
 def decode_latents(autoencoder: LatentAutoencoder, z: torch.Tensor, scale: float, batch_size: int = 500) -> torch.Tensor:
     """Images (B, 1, 28, 28) in [0, 1] from scaled latents: D(z / scale), in eval mode, on the model's device."""
-    was_training = autoencoder.training
-    autoencoder.eval()
-    device = next(autoencoder.parameters()).device
-    images = torch.cat([autoencoder.decode(b.to(device) / scale).cpu() for b in z.split(batch_size)])
-    autoencoder.train(was_training)
-    return images
+    device = device_of(autoencoder)
+    with evaluating(autoencoder):
+        return torch.cat([autoencoder.decode(b.to(device) / scale).cpu() for b in z.split(batch_size)])

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from matplotlib.figure import Figure
 
+from .nets import evaluating
 from .plotting import image_grid, zoom
 from .training import Callback, History, TrainState
 
@@ -102,11 +103,8 @@ class LivePlot(Callback):
         if any(history.steps.get(k) for k in keys):
             ax.legend(loc="upper right")
         if with_images:
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
+            with evaluating(model), torch.no_grad():
                 batch = self.images(model)
-            model.train(was_training)
             img_ax = fig.add_subplot(1, 2, 2)
             img_ax.imshow(image_grid(batch, self.nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             img_ax.set_axis_off(), img_ax.set_title("current model")

@@ -20,6 +20,7 @@ digits against training digits: the best a model can hope for) and uniform noise
 import hashlib
 import json
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -27,7 +28,10 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from .checkpoints import load_weights
 from .classifiers import DigitClassifier
 from .data import check_images, load_dataset
-from .train_classifier import MANIFEST, WEIGHTS
+
+# The bundled digit classifier behind the metrics (made by `python -m course_lib.tools.train_classifier`)
+WEIGHTS = Path(__file__).parent / "assets" / "digit_classifier.safetensors"
+MANIFEST = WEIGHTS.with_suffix(".json")
 
 
 class _Features(torch.nn.Module):
@@ -47,7 +51,7 @@ class _Features(torch.nn.Module):
 def digit_classifier() -> DigitClassifier:
     """The bundled classifier (CPU, eval mode), checked against the sha256 in its manifest."""
     if not WEIGHTS.exists():
-        raise FileNotFoundError(f"{WEIGHTS} is missing. Recreate it with: python -m course_lib.train_classifier")
+        raise FileNotFoundError(f"{WEIGHTS} is missing. Recreate it with: python -m course_lib.tools.train_classifier")
     manifest = json.loads(MANIFEST.read_text())
     digest = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
     if digest != manifest["sha256"]:

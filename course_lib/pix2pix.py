@@ -31,6 +31,7 @@ from torch import nn
 
 from .data import check_images
 from .gans import _apply, d_loss, g_loss_non_saturating
+from .nets import evaluating
 
 HIDDEN = 0.5  # mid grey: in a picture of the input you can see which part is hidden
 
@@ -150,17 +151,14 @@ class Pix2Pix(nn.Module):
         return next(self.parameters()).device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator(x)
+        return self.generator(x.to(self.device))
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor) -> torch.Tensor:
         """G(x) in eval mode (no dropout, BatchNorm's running statistics), so the same x always gives the same
         output; the training mode is restored afterwards."""
-        was_training = self.training
-        self.eval()
-        out = self.generator(check_images(x).to(self.device))
-        self.train(was_training)
-        return out
+        with evaluating(self):
+            return self.generator(check_images(x).to(self.device))
 
 
 # ---------------------------------------------------------------- one training step

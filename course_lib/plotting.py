@@ -95,3 +95,25 @@ def to_png(image: torch.Tensor, scale: int = 8) -> bytes:
     buffer = io.BytesIO()
     pil.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def markdown_table(rows: dict[str, dict], digits: int = 3) -> str:
+    """A markdown table with one row per key of `rows` and one column per key of the inner dicts (in order of first
+    appearance); numbers are rounded to `digits` significant digits, missing cells left empty.
+
+    >>> print(markdown_table({"CGAN": {"accuracy": 0.96123}, "CVAE": {"accuracy": 0.9, "seconds": 12.0}}))
+    | model | accuracy | seconds |
+    |---|---|---|
+    | CGAN | 0.961 |  |
+    | CVAE | 0.9 | 12 |
+    """
+    columns = list(dict.fromkeys(key for row in rows.values() for key in row))
+
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:,.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
+        return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(row.get(c)) for c in columns) + " |" for name, row in rows.items()]
+    return "\n".join(lines)

@@ -133,35 +133,9 @@ class CoverageLog(Callback):
         self.coverage = [tuple(item) for item in state["coverage"]]
 
 
-def train_toy_gan(toy: str = "ring", loss: str = "non_saturating", steps: int = 2000, seed: int = 0,
-                  every: int = 250, batch_size: int = 256, name: str | None = None, **step_args) -> tuple:
-    """Train an MLP GAN on toy `toy` for about `steps` steps with the course's `fit` loop, measuring
-    `mode_coverage` of 2,000 samples every `every` steps. Returns (gan, history, coverage) with coverage a list of
-    (step, report). `step_args` go to GANStep (lr_d, lr_g, d_steps, betas, ...). With a `name`, the run goes through
-    `train_or_load`: with pretrained weights on, the bundled run of that name is loaded instead.
-
-        gan, history, coverage = train_toy_gan("ring", "wgan_gp", steps=1000, d_steps=5, lr_d=3e-4, lr_g=3e-4)
-    """
-    from .config import one_thread
-    from .gans import GAN, GANStep, MLPDiscriminator, MLPGenerator
-    from .pretrained import train_or_load
-    from .training import fit
-
-    torch.manual_seed(seed)
-    gan = GAN(MLPGenerator(), MLPDiscriminator())
-    step = GANStep(gan, loss, generator=torch.Generator().manual_seed(seed), **step_args)
+def toy_loader(toy: str, batch_size: int = 256, seed: int = 0) -> DataLoader:
+    """Shuffled batches of `toy_dataset(toy, seed=seed)`, each taken by one indexing: a DataLoader picking 256 points
+    one at a time is slower than the tiny GAN it feeds."""
     dataset = toy_dataset(toy, seed=seed)
-    # whole batches by one indexing each (a DataLoader picking 256 points one at a time is slower than the GAN)
     batches = BatchSampler(RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)), batch_size, False)
-    loader = DataLoader(dataset, sampler=batches, batch_size=None)
-    log = CoverageLog(gan.sample_z(2000, torch.Generator().manual_seed(seed + 1)), toy, every)
-    epochs = max(1, round(steps / len(loader)))
-
-    def train():
-        with one_thread():  # tiny networks: one thread is as fast, and much faster when the cores are shared
-            return fit(gan, loader, step, None, epochs, callbacks=[log], progress=False)
-
-    # float32 when bundled: the ring's modes are 0.02 wide, and 8-bit weights move samples by about that much
-    history = train_or_load(name, train, eight_bit=False, gan=gan, coverage=log) if name else train()
-    coverage = log.coverage
-    return gan, history, coverage
+    return DataLoader(dataset, sampler=batches, batch_size=None)

@@ -27,6 +27,9 @@ from typing import Callable, Iterable
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoints import load_training_state, save_training_state
+from .nets import evaluating
+
 
 @dataclass
 class History:
@@ -120,9 +123,7 @@ def fit(
     history = history or History()
     history.stopped = None  # continuing an interrupted run: it is no longer stopped
     if checkpoint and Path(checkpoint).exists():
-        from .checkpoints import load_training_state
-
-        history = load_training_state(checkpoint, model, optimizer, loader)
+        history = History.from_state_dict(load_training_state(checkpoint, model, optimizer, loader))
         print(f"Resuming from {checkpoint} after epoch {history.epoch}.")
     callbacks = list(callbacks)
     state = TrainState(model, history, epoch=history.epoch, step=len(next(iter(history.steps.values()), [])))
@@ -154,8 +155,6 @@ def fit(
                 history.epochs[name].append(total / max(count, 1))
             history.epoch = epoch + 1
             if checkpoint:
-                from .checkpoints import save_training_state
-
                 save_training_state(checkpoint, model, optimizer, history, loader)
             for cb in callbacks:
                 cb.on_epoch_end(state)
@@ -205,11 +204,8 @@ class Snapshots(Callback):
         self.at_step: list[int] = []
 
     def take(self, model: torch.nn.Module, step: int) -> None:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             self.frames.append(self.make(model).detach().cpu())
-        model.train(was_training)
         self.at_step.append(step)
 
     def on_step_end(self, state: TrainState) -> None:

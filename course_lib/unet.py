@@ -155,7 +155,7 @@ class UNet(nn.Module):
         self.out = nn.Sequential(group_norm(c0), nn.SiLU(), nn.Conv2d(c0, in_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | int, y: torch.Tensor | None = None) -> torch.Tensor:
-        x = check_noisy_images(x, self.image_shape)
+        x = check_noisy_images(x, self.image_shape).to(self.stem.weight.device)  # inputs go where the model is
         t = self._check_timesteps(t, len(x), x.device)
         emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))  # (B, time_dim)
         if self.label_emb is not None:

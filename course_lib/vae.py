@@ -22,6 +22,7 @@ from torch import nn
 
 from .autoencoders import Autoencoder
 from .data import check_images, random_affine
+from .nets import device_of, evaluating
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -63,9 +64,6 @@ def gaussian_nll(x: torch.Tensor, logits: torch.Tensor, sigma: float = 0.1) -> t
 
 
 LIKELIHOODS = {"bernoulli": bernoulli_nll, "gaussian": gaussian_nll}
-AUGMENT = 0.3  # strength of the random shifts / rotations used when training on the 4,000 bundled digits
-
-
 def vae_loss(model: "VAE", x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli") -> dict[str, torch.Tensor]:
     """Negative ELBO averaged over the batch, with its two terms: {"loss": recon + beta * kl, "recon": ..., "kl": ...}.
 
@@ -100,12 +98,12 @@ class VAE(Autoencoder):
     """What the VAEs share: `encode(x) -> (mu, logvar)`, `decode(z) -> image in [0, 1]`, `sample(n)` from the prior."""
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(x)
+        x = check_images(x).to(device_of(self))
         mu, logvar = self.encoder(x).chunk(2, dim=1)  # the encoder outputs 2 * latent_dim numbers
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        self.check_code(z)
+        z = self.check_code(z).to(device_of(self))
         return torch.sigmoid(self.decoder(z))  # the decoder outputs logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,12 +113,8 @@ class VAE(Autoencoder):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n new images: z ~ N(0, I), decoded (in eval mode, so BatchNorm uses its running statistics)."""
-        was_training = self.training
-        self.eval()
-        z = torch.randn(n, self.latent_dim, generator=generator).to(next(self.parameters()).device)
-        images = self.decode(z)
-        self.train(was_training)
-        return images
+        with evaluating(self):
+            return self.decode(torch.randn(n, self.latent_dim, generator=generator).to(device_of(self)))
 
 
 class MLPVAE(VAE):
@@ -171,16 +165,14 @@ def negative_elbo(model: VAE, images: torch.Tensor, samples: int = 1, batch_size
 
     Evaluated in eval mode with a fixed seed so the number is repeatable.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     total = 0.0
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # leaves the global seed alone
+    # fork_rng leaves the global seed as it was
+    with evaluating(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         for x in images.split(batch_size):
             x = x.to(device)
             total += sum(vae_loss(model, x)["loss"].item() * len(x) for _ in range(samples)) / samples
-    model.train(was_training)
     return total / len(images)
 
 

@@ -37,7 +37,7 @@
 # %% tags=["colab"]
 # NBVAL_SKIP
 # On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
-# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
+# (Made by `python -m course_lib.tools.colab` from the repository URL in pyproject.toml.)
 import importlib.util
 import subprocess
 import sys
@@ -60,14 +60,16 @@ if "google.colab" in sys.modules:
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import exercises
-from course_lib.autoencoders import (PCA, ConvAutoencoder, MLPAutoencoder, add_gaussian_noise, ae_loss, downsample,
-                                     fit_code_gaussian, latent_grid, mask_square, random_corruption)
+from course_lib import exercises, recipes
+from course_lib.autoencoders import (PCA, add_gaussian_noise, ae_loss, downsample, fit_code_gaussian, latent_grid,
+                                     mask_square, random_corruption)
 from course_lib.classifiers import accuracy, fit_linear_classifier
-from course_lib.config import N_SCORED, seed_everything, start_lesson
+from course_lib.config import N_SCORED, seed_everything
 from course_lib.data import load_dataset, make_loader
+from course_lib.lesson import start_lesson
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import quality_report
+from course_lib.nets import n_params
 from course_lib.plotting import latent_scatter, show_images, show_rows
 from course_lib.pretrained import train_or_load
 from course_lib.training import fit
@@ -108,22 +110,24 @@ def ae_step(model, batch):
     return ae_loss(x, model(x))  # 1/n sum ||x - f(g(x))||^2
 
 
-def train_autoencoder(model, name, step=ae_step, title="autoencoder"):
+def train_autoencoder(model, R, step=ae_step, title="autoencoder"):
+    """Train `model` with recipe R's learning rate; R.name also names its bundled weights."""
     seed_everything(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    fixed = x_test[:8].to(device)
-    live = LivePlot(images=lambda m: torch.cat([fixed, m(fixed)]), title=title)
-    history = train_or_load(f"autoencoders/{name}", lambda: fit(model.to(device), make_loader(train, S.batch_size), step,
-                                                                optimizer, S.epochs, device=device, callbacks=[live]),
-                            model=model.to(device))
+    optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
+    fixed = x_test[:8]
+    live = LivePlot(images=lambda m: torch.cat([fixed, m(fixed).cpu()]), title=title)
+    history = train_or_load(R.name, lambda: fit(model, make_loader(train, S.batch_size), step, optimizer, S.epochs,
+                                                device=device, callbacks=[live]), model=model)
     if history.stopped is None:  # a run you interrupted keeps its model; there is nothing to check yet
         first, last = history.steps["loss"][:5], history.steps["loss"][-5:]
         assert sum(last) < sum(first), "the loss should go down while training"
     return history
 
 
-ae2 = MLPAutoencoder(latent_dim=2)
-history2 = train_autoencoder(ae2, "ae2", title="MLP autoencoder, 2-D code")
+R = recipes.AE2  # course_lib/recipes.py: the architecture, the learning rate and the name of the bundled weights
+ae2 = R.build(S).to(device)
+print(ae2)
+history2 = train_autoencoder(ae2, R, title="MLP autoencoder, 2-D code")
 
 # %% [markdown]
 # Top row: test digits the model never trained on. Bottom row: what comes back through a bottleneck of just **two
@@ -136,7 +140,7 @@ history2 = train_autoencoder(ae2, "ae2", title="MLP autoencoder, 2-D code")
 
 # %%
 with torch.no_grad():
-    z_test = ae2.encode(x_test.to(device)).cpu()
+    z_test = ae2.encode(x_test).cpu()
 latent_scatter(z_test, y_test, title="codes of the test digits (2-D autoencoder)")
 plt.show()
 
@@ -150,7 +154,7 @@ a, b = z_test[(y_test == 1).nonzero()[0, 0]], z_test[(y_test == 0).nonzero()[0, 
 steps = torch.linspace(0, 1, 9).unsqueeze(1)
 path = (1 - steps) * a + steps * b  # z = (1 - t) z_a + t z_b
 with torch.no_grad():
-    show_images(ae2.decode(path.to(device)), nrow=9, title="decoding the straight line from a 1 to a 0")
+    show_images(ae2.decode(path).cpu(), nrow=9, title="decoding the straight line from a 1 to a 0")
 plt.show()
 
 # %% [markdown]
@@ -163,7 +167,7 @@ lo, hi = z_test.quantile(0.01, dim=0), z_test.quantile(0.99, dim=0)
 n = 15
 grid = latent_grid((lo[0], hi[0]), (lo[1], hi[1]), n)  # (n*n, 2), row 0 at the top (largest z_2)
 with torch.no_grad():
-    decoded_grid = ae2.decode(grid.to(device)).cpu()
+    decoded_grid = ae2.decode(grid).cpu()
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6.5))
 latent_scatter(z_test, y_test, ax=ax1, title="codes of real digits")
 ax1.scatter(grid[:, 0], grid[:, 1], s=6, c="k", marker="+")
@@ -179,7 +183,7 @@ plt.show()
 # %%
 x_train, y_train = train.tensors
 with torch.no_grad():
-    z_train = ae2.encode(x_train.to(device)).cpu()
+    z_train = ae2.encode(x_train).cpu()
 edges = [torch.linspace(float(lo[0]), float(hi[0]), n + 1), torch.linspace(float(lo[1]), float(hi[1]), n + 1)]
 counts = torch.histogramdd(z_train, bins=edges).hist.flatten()  # training codes per cell
 crowded = (counts.sort(descending=True).values.cumsum(0) < counts.sum() / 2).float().mean().item()
@@ -199,18 +203,18 @@ assert crowded < 0.25 and sparse > 0.25, "the codes should crowd together and le
 
 # %%
 # NBVAL_CHECK_OUTPUT
-conv16 = ConvAutoencoder(latent_dim=16)
-print(f"convolutional autoencoder: {sum(p.numel() for p in conv16.parameters()):,} parameters, "
+conv16 = recipes.AE16.build(S).to(device)
+print(f"convolutional autoencoder: {n_params(conv16):,} parameters, "
       f"a code of {conv16.latent_dim} numbers for 784 pixels")
 
 # %%
-history16 = train_autoencoder(conv16, "conv16", title="convolutional autoencoder, 16-D code")
+history16 = train_autoencoder(conv16, recipes.AE16, title="convolutional autoencoder, 16-D code")
 
 # %%
 pca2, pca16 = PCA(2).fit(x_train), PCA(16).fit(x_train)
 models = {"PCA, k=2": pca2, "MLP AE, k=2": ae2, "PCA, k=16": pca16, "conv AE, k=16": conv16}
 with torch.no_grad():
-    recon = {name: m.to(device)(x_test.to(device)).cpu().clamp(0, 1) for name, m in models.items()}
+    recon = {name: m(x_test).cpu().clamp(0, 1) for name, m in models.items()}
 errors = {name: ae_loss(x_test, r).item() for name, r in recon.items()}
 for name, err in errors.items():
     print(f"{name:14s} test L_AE = {err:6.2f}")
@@ -300,8 +304,8 @@ def dae_step(model, batch):
     return ae_loss(x, model(x_tilde))  # compare with the CLEAN x
 
 
-dae = ConvAutoencoder(latent_dim=32)
-history_dae = train_autoencoder(dae, "dae", step=dae_step, title="denoising autoencoder")
+dae = recipes.DAE.build(S).to(device)
+history_dae = train_autoencoder(dae, recipes.DAE, step=dae_step, title="denoising autoencoder")
 
 # %% [markdown]
 # ## Applications: denoising, inpainting, upsampling
@@ -319,7 +323,7 @@ tasks = {
 rows, restored_error = {"clean": x_test[:10]}, {}
 with torch.no_grad():
     for task, x_tilde in tasks.items():
-        out = dae(x_tilde.to(device)).cpu()
+        out = dae(x_tilde).cpu()
         rows[f"{task}: input"], rows[f"{task}: output"] = x_tilde[:10], out[:10]
         restored_error[task] = (ae_loss(x_test, x_tilde).item(), ae_loss(x_test, out).item())
 show_rows(rows)
@@ -337,7 +341,7 @@ assert all(after < before for before, after in restored_error.values())
 # %%
 few = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(3))[:100]
 with torch.no_grad():
-    codes_train, codes_test = conv16.encode(x_train.to(device)).cpu(), conv16.encode(x_test.to(device)).cpu()
+    codes_train, codes_test = conv16.encode(x_train).cpu(), conv16.encode(x_test).cpu()
 acc_codes = accuracy(fit_linear_classifier(codes_train[few], y_train[few]), codes_test, y_test)
 acc_pixels = accuracy(fit_linear_classifier(x_train[few], y_train[few]), x_test, y_test)
 print(f"100 labels: classifier on 16-D codes {acc_codes:.1%}, on 784 raw pixels {acc_pixels:.1%} (chance: 10%)")
@@ -366,7 +370,7 @@ explorer
 # most natural try is to draw codes from a Gaussian fitted to the codes of the training digits, and decode them.
 #
 # To score the result, the course uses a small digit classifier (bundled, trained by `python -m
-# course_lib.train_classifier`): the **Frechet distance** compares the statistics of its features on generated
+# course_lib.tools.train_classifier`): the **Frechet distance** compares the statistics of its features on generated
 # images with those on real digits. Lower is better. The number is printed between two reference points: held-out
 # real digits (the best possible) and uniform noise (the worst).
 
@@ -374,7 +378,7 @@ explorer
 with torch.no_grad():
     code_prior = fit_code_gaussian(codes_train)  # mean and covariance of the 16-D training codes
     torch.manual_seed(4)
-    samples = conv16.decode(code_prior.sample((N_SCORED[PROFILE],)).to(device)).cpu()
+    samples = conv16.decode(code_prior.sample((N_SCORED[PROFILE],))).cpu()
 show_images(samples[:32], nrow=16, title="decoded random codes (conv AE, k=16)")
 plt.show()
 report = quality_report(samples, name="conv AE, random codes")

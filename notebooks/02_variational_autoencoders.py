@@ -38,7 +38,7 @@
 # %% tags=["colab"]
 # NBVAL_SKIP
 # On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
-# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
+# (Made by `python -m course_lib.tools.colab` from the repository URL in pyproject.toml.)
 import importlib.util
 import subprocess
 import sys
@@ -63,23 +63,24 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import exercises
-from course_lib.autoencoders import ConvAutoencoder, MLPAutoencoder, ae_loss, fit_code_gaussian
-from course_lib.config import N_SCORED, seed_everything, start_lesson
+from course_lib import exercises, recipes
+from course_lib.autoencoders import ae_loss, fit_code_gaussian
+from course_lib.config import N_SCORED, seed_everything
 from course_lib.data import load_dataset, make_loader
+from course_lib.lesson import start_lesson
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import digit_classifier, quality_report
 from course_lib.plotting import latent_scatter, show_images, show_rows
 from course_lib.pretrained import train_or_load
 from course_lib.training import CosineSchedule, fit
-from course_lib.vae import (AUGMENT, ConvVAE, MLPVAE, bernoulli_nll, kl_to_standard_normal, lerp, negative_elbo,
-                            reparameterize, slerp, vae_step)
+from course_lib.vae import bernoulli_nll, kl_to_standard_normal, lerp, negative_elbo, reparameterize, slerp, vae_step
 from course_lib.widgets import LatentExplorer
 
 USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("vae", pretrained=USE_PRETRAINED, presenter=PRESENTER)
-EPOCHS_2D = max(10, S.epochs // 3)  # the small 2-D models learn faster; this keeps the lesson within minutes
+EPOCHS_2D, _ = S.for_model("2d")  # the small 2-D models learn faster: fewer epochs keep the lesson within minutes
+EPOCHS_CONV, _ = S.for_model("conv")
 
 train = load_dataset("mnist", "train", n=S.n_train)
 test = load_dataset("mnist", "test", n=S.n_test)
@@ -182,23 +183,23 @@ exercises.check("reparameterize", my_reparameterize)
 # is the negative ELBO, in nats per image.
 
 # %%
-def train_model(model, name, step, title, epochs, keys=None):
+def train_model(model, R, step, title, epochs, keys=None):
+    """Train `model` with recipe R (course_lib/recipes.py): Adam at R.lr, lowered along a cosine over the run."""
     seed_everything(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    fixed = x_test[:8].to(device)
-    live = LivePlot(keys=keys, images=lambda m: torch.cat([fixed, m(fixed)]), title=title)
-    history = train_or_load(f"vae/{name}", lambda: fit(model.to(device), make_loader(train, S.batch_size), step, optimizer,
-                                                       epochs, device=device,
-                                                       callbacks=[live, CosineSchedule(optimizer, epochs)]),
-                            model=model.to(device))
+    optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
+    fixed = x_test[:8]
+    live = LivePlot(keys=keys, images=lambda m: torch.cat([fixed, m(fixed).cpu()]), title=title)
+    callbacks = [live, CosineSchedule(optimizer, epochs)] if R.cosine_lr else [live]
+    history = train_or_load(R.name, lambda: fit(model, make_loader(train, S.batch_size), step, optimizer, epochs,
+                                                device=device, callbacks=callbacks), model=model)
     if history.stopped is None:  # a run you interrupted keeps its model; there is nothing to check yet
         first, last = history.steps["loss"][:5], history.steps["loss"][-5:]
         assert sum(last) < sum(first), "the loss should go down while training"
     return history
 
 
-vae2 = MLPVAE(latent_dim=2)
-history_vae2 = train_model(vae2, "vae2", vae_step(), "VAE, 2-D code", EPOCHS_2D, keys=["recon", "kl"])
+vae2 = recipes.VAE2.build(S)
+history_vae2 = train_model(vae2, recipes.VAE2, vae_step(), "VAE, 2-D code", EPOCHS_2D, keys=["recon", "kl"])
 
 # %% [markdown]
 # For the comparisons below, the plain autoencoder of lesson 1 with *exactly the same* layers (784-512-256-2 and
@@ -210,8 +211,8 @@ def ae_step(model, batch):
     return ae_loss(x, model(x))
 
 
-ae2 = MLPAutoencoder(latent_dim=2)
-history_ae2 = train_model(ae2, "ae2", ae_step, "autoencoder, 2-D code", EPOCHS_2D)
+ae2 = recipes.VAE_AE2.build(S)
+history_ae2 = train_model(ae2, recipes.VAE_AE2, ae_step, "autoencoder, 2-D code", EPOCHS_2D)
 
 # %% [markdown]
 # ## AE vs VAE: the latent distributions
@@ -221,8 +222,8 @@ history_ae2 = train_model(ae2, "ae2", ae_step, "autoencoder, 2-D code", EPOCHS_2
 
 # %%
 with torch.no_grad():
-    codes_ae = ae2.encode(x_test.to(device)).cpu()
-    codes_vae = vae2.encode(x_test.to(device))[0].cpu()
+    codes_ae = ae2.encode(x_test).cpu()
+    codes_vae = vae2.encode(x_test)[0].cpu()
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6))
 latent_scatter(codes_ae, y_test, ax=ax1, title="autoencoder codes")
 latent_scatter(codes_vae, y_test, ax=ax2, title="VAE codes (means of q(z|x))")
@@ -250,20 +251,21 @@ assert kl_vae < kl_ae
 # sees its digits slightly shifted and rotated at random (`vae_step(augment=...)`), so 4,000 digits go further.
 
 # %%
-vae16 = ConvVAE(latent_dim=16)
-history_vae16 = train_model(vae16, "vae16", vae_step(augment=AUGMENT, generator=torch.Generator().manual_seed(0)),
-                            "convolutional VAE, 16-D code", S.epochs, keys=["recon", "kl"])
+R = recipes.VAE16
+vae16 = R.build(S)
+history_vae16 = train_model(vae16, R, vae_step(augment=R.augment, generator=torch.Generator().manual_seed(0)),
+                            "convolutional VAE, 16-D code", EPOCHS_CONV, keys=["recon", "kl"])
 nelbo = negative_elbo(vae16, x_test)
 print(f"test negative ELBO: {nelbo:.1f} nats per image (a coin flip per pixel would be {784 * math.log(2):.0f})")
 assert nelbo < 784 * math.log(2)
 
 # %%
-ae16 = ConvAutoencoder(latent_dim=16)
-history_ae16 = train_model(ae16, "ae16", ae_step, "convolutional autoencoder, 16-D code", S.epochs)
+ae16 = recipes.VAE_AE16.build(S)
+history_ae16 = train_model(ae16, recipes.VAE_AE16, ae_step, "convolutional autoencoder, 16-D code", EPOCHS_CONV)
 
 # %%
 generator = torch.Generator().manual_seed(1)
-z = torch.randn(N_SCORED[PROFILE], 16, generator=generator).to(device)
+z = torch.randn(N_SCORED[PROFILE], 16, generator=generator)
 with torch.no_grad():
     samples_vae, samples_ae = vae16.decode(z).cpu(), ae16.decode(z).cpu()
 show_rows({"VAE": samples_vae[:14], "autoencoder": samples_ae[:14]})
@@ -284,9 +286,9 @@ assert report_vae["fd"] < report_ae["fd"], "the VAE should generate far more rea
 
 # %%
 with torch.no_grad():
-    codes_ae16 = torch.cat([ae16.encode(x.to(device)).cpu() for x in x_train.split(1000)])
+    codes_ae16 = torch.cat([ae16.encode(x).cpu() for x in x_train.split(1000)])
     torch.manual_seed(1)
-    samples_fitted = ae16.decode(fit_code_gaussian(codes_ae16).sample((N_SCORED[PROFILE],)).to(device)).cpu()
+    samples_fitted = ae16.decode(fit_code_gaussian(codes_ae16).sample((N_SCORED[PROFILE],))).cpu()
 report_fitted = quality_report(samples_fitted, name="AE, z ~ Gaussian fitted to its codes")
 assert report_fitted["fd"] < report_ae["fd"], "a Gaussian fitted to the codes should beat N(0, I) for the AE"
 
@@ -305,7 +307,7 @@ z1 = torch.distributions.Normal(0.0, 1.0).icdf(u)
 z2 = torch.distributions.Normal(0.0, 1.0).icdf(u.flip(0))  # top row = largest z_2, like a plot
 grid = torch.stack(torch.meshgrid(z2, z1, indexing="ij")[::-1], dim=-1).reshape(-1, 2)  # (n*n, 2) as (z_1, z_2)
 with torch.no_grad():
-    manifold = vae2.decode(grid.to(device)).cpu()
+    manifold = vae2.decode(grid).cpu()
 show_images(manifold, nrow=n, title="VAE: decoded grid over the 2-D prior", scale=1.0)
 plt.show()
 
@@ -319,12 +321,12 @@ plt.show()
 a, b = 0, int((y_test != y_test[0]).nonzero()[0])  # two test digits of different classes
 t = torch.linspace(0, 1, 10)
 with torch.no_grad():
-    za, zb = ae16.encode(x_test[[a, b]].to(device)).cpu()
-    va, vb = vae16.encode(x_test[[a, b]].to(device))[0].cpu()
+    za, zb = ae16.encode(x_test[[a, b]]).cpu()
+    va, vb = vae16.encode(x_test[[a, b]])[0].cpu()
     paths = {
-        "AE, lerp": ae16.decode(lerp(za, zb, t).to(device)).cpu(),
-        "VAE, lerp": vae16.decode(lerp(va, vb, t).to(device)).cpu(),
-        "VAE, slerp": vae16.decode(slerp(va, vb, t).to(device)).cpu(),
+        "AE, lerp": ae16.decode(lerp(za, zb, t)).cpu(),
+        "VAE, lerp": vae16.decode(lerp(va, vb, t)).cpu(),
+        "VAE, slerp": vae16.decode(slerp(va, vb, t)).cpu(),
     }
 show_rows(paths)
 plt.show()
@@ -338,10 +340,10 @@ plt.show()
 pairs = torch.randint(len(x_test), (200, 2), generator=torch.Generator().manual_seed(5))
 pairs = pairs[y_test[pairs[:, 0]] != y_test[pairs[:, 1]]]
 with torch.no_grad():
-    z_ae = ae16.encode(x_test.to(device)).cpu()
-    z_vae = vae16.encode(x_test.to(device))[0].cpu()
-    mid_ae = ae16.decode(((z_ae[pairs[:, 0]] + z_ae[pairs[:, 1]]) / 2).to(device)).cpu()
-    mid_vae = vae16.decode(((z_vae[pairs[:, 0]] + z_vae[pairs[:, 1]]) / 2).to(device)).cpu()
+    z_ae = ae16.encode(x_test).cpu()
+    z_vae = vae16.encode(x_test)[0].cpu()
+    mid_ae = ae16.decode((z_ae[pairs[:, 0]] + z_ae[pairs[:, 1]]) / 2).cpu()
+    mid_vae = vae16.decode((z_vae[pairs[:, 0]] + z_vae[pairs[:, 1]]) / 2).cpu()
     confidence = lambda images: digit_classifier()(images).softmax(1).max(1).values.mean().item()  # noqa: E731
 print(f"classifier confidence on decoded midpoints: autoencoder {confidence(mid_ae):.1%}, VAE {confidence(mid_vae):.1%}"
       f" (on real test digits: {confidence(x_test):.1%})")
@@ -362,17 +364,17 @@ assert confidence(mid_vae) > 0.6, "the VAE's midpoints should read as digits"
 # %%
 ink = x_train.flatten(1).sum(1)  # how much ink each training digit has
 with torch.no_grad():
-    codes_train = vae16.encode(x_train.to(device))[0].cpu()
+    codes_train = vae16.encode(x_train)[0].cpu()
 bold, thin = ink >= ink.quantile(0.75), ink <= ink.quantile(0.25)
 bolder = codes_train[bold].mean(0) - codes_train[thin].mean(0)  # A' - A
 steps = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])
 rows = {}
 with torch.no_grad():
     for i in range(5):
-        rows[f"digit {int(y_test[i])}"] = vae16.decode((z_vae[i] + steps.unsqueeze(1) * bolder).to(device)).cpu()
-    thinner = vae16.decode((z_vae - bolder).to(device)).cpu()
-    same = vae16.decode(z_vae.to(device)).cpu()
-    thicker = vae16.decode((z_vae + bolder).to(device)).cpu()
+        rows[f"digit {int(y_test[i])}"] = vae16.decode(z_vae[i] + steps.unsqueeze(1) * bolder).cpu()
+    thinner = vae16.decode(z_vae - bolder).cpu()
+    same = vae16.decode(z_vae).cpu()
+    thicker = vae16.decode(z_vae + bolder).cpu()
 show_rows(rows)
 plt.show()
 ink_of = lambda images: images.flatten(1).sum(1).mean().item()  # noqa: E731
@@ -420,16 +422,16 @@ exercises.check("beta", my_choice)
 # %%
 vaes = {1.0: vae2}
 for beta in (0.2, 5.0):
-    vaes[beta] = MLPVAE(latent_dim=2)
-    train_model(vaes[beta], f"vae2_beta{beta:g}", vae_step(beta=beta), f"VAE, 2-D code, beta = {beta}", EPOCHS_2D,
-                keys=["recon", "kl"])
+    R = recipes.VAE2_BETA[beta]
+    vaes[beta] = R.build(S)
+    train_model(vaes[beta], R, vae_step(beta=R.beta), f"VAE, 2-D code, beta = {beta}", EPOCHS_2D, keys=["recon", "kl"])
 vaes = dict(sorted(vaes.items()))
 
 # %%
 terms = {}
 with torch.no_grad():
     for beta, model in vaes.items():
-        mu, logvar = model.encode(x_test.to(device))
+        mu, logvar = model.encode(x_test)
         recon = bernoulli_nll(x_test.to(device), model.decoder(mu)).mean().item()
         kl = kl_to_standard_normal(mu, logvar).mean().item()
         terms[beta] = (recon, kl)
@@ -441,8 +443,8 @@ assert recons == sorted(recons) and kls == sorted(kls, reverse=True), "larger be
 fig, axes = plt.subplots(2, 3, figsize=(16, 10))
 with torch.no_grad():
     for col, (beta, model) in enumerate(vaes.items()):
-        latent_scatter(model.encode(x_test.to(device))[0].cpu(), y_test, ax=axes[0, col], title=f"beta = {beta}")
-        shown = torch.cat([x_test[:8], model(x_test[:8].to(device)).cpu(), model.sample(16, torch.Generator().manual_seed(0)).cpu()])
+        latent_scatter(model.encode(x_test)[0].cpu(), y_test, ax=axes[0, col], title=f"beta = {beta}")
+        shown = torch.cat([x_test[:8], model(x_test[:8]).cpu(), model.sample(16, torch.Generator().manual_seed(0)).cpu()])
         show_images(shown, nrow=8, ax=axes[1, col], title="test digits / reconstructions / samples")
 fig.tight_layout()
 plt.show()

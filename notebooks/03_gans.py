@@ -39,7 +39,7 @@
 # %% tags=["colab"]
 # NBVAL_SKIP
 # On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
-# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
+# (Made by `python -m course_lib.tools.colab` from the repository URL in pyproject.toml.)
 import importlib.util
 import subprocess
 import sys
@@ -63,18 +63,20 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import exercises
-from course_lib.config import N_SCORED, one_thread, start_lesson
+from course_lib import exercises, recipes
+from course_lib.config import N_SCORED, one_thread
 from course_lib.data import load_dataset, make_loader
 from course_lib.gan_dashboard import GANDashboard
-from course_lib.gans import (GAN, DCGANDiscriminator, DCGANGenerator, GANGuard, GANStep, MLPDiscriminator, d_loss,
-                             g_loss_minimax, g_loss_non_saturating, jensen_shannon, n_params, optimal_discriminator,
-                             value_function)
+from course_lib.lesson import start_lesson
+from course_lib.gans import (GANGuard, GANStep, MLPDiscriminator, d_loss, g_loss_minimax, g_loss_non_saturating,
+                             jensen_shannon, optimal_discriminator, value_function)
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import quality_report
+from course_lib.nets import n_params
 from course_lib.plotting import show_images
 from course_lib.pretrained import train_or_load
-from course_lib.toy2d import mode_centres, mode_coverage, train_toy_gan
+from course_lib.recipes import train_toy_gan
+from course_lib.toy2d import mode_centres, mode_coverage
 from course_lib.training import Snapshots, fit
 from course_lib.vae import slerp
 from course_lib.widgets import FrameScrubber, LatentExplorer
@@ -284,9 +286,9 @@ assert late > 0.9  # no runaway discriminator: -log 4 = 1.39 is the stalemate, 0
 # way. (The ring's Gaussians are narrow, standard deviation 0.02 at radius 2, which makes collapse more likely.)
 
 # %%
-SEEDS, every = (0, 1, 2), max(50, S.toy_steps // 8)
-runs = {"GAN": [train_toy_gan("ring", "non_saturating", steps=S.toy_steps, every=every, seed=seed,
-                              name=f"gan/toy_gan_seed{seed}", lr_d=1e-3, lr_g=1e-3) for seed in SEEDS]}
+SEEDS, every = recipes.TOY_SEEDS, max(50, S.toy_steps // 8)
+print(recipes.TOY_GAN)  # course_lib/recipes.py: the networks and every setting of their training
+runs = {"GAN": [train_toy_gan(recipes.TOY_GAN, "ring", steps=S.toy_steps, every=every, seed=seed) for seed in SEEDS]}
 
 # %% [markdown]
 # **WGAN-GP** (Arjovsky et al. 2017; Gulrajani et al. 2017) replaces the classifier by a **critic** $f$ with any real
@@ -298,9 +300,9 @@ runs = {"GAN": [train_toy_gan("ring", "non_saturating", steps=S.toy_steps, every
 # the WGAN-GP authors' own toy code uses ($\lambda = 10$ is their setting for images).
 
 # %%
-runs["WGAN-GP"] = [train_toy_gan("ring", "wgan_gp", steps=S.toy_steps, every=every, seed=seed,
-                                 name=f"gan/toy_wgan_gp_seed{seed}", d_steps=5,
-                                 gp_weight=0.1, lr_d=3e-4, lr_g=3e-4, betas=(0.5, 0.9)) for seed in SEEDS]
+R = recipes.TOY_WGAN_GP
+print(f"critic steps per generator step: {R.d_steps}; gradient penalty weight lambda = {R.gp_weight}")
+runs["WGAN-GP"] = [train_toy_gan(R, "ring", steps=S.toy_steps, every=every, seed=seed) for seed in SEEDS]
 
 # %%
 fig, axes = plt.subplots(2, 1 + len(SEEDS), figsize=(5 * (1 + len(SEEDS)), 9))
@@ -379,7 +381,8 @@ if PROFILE != "smoke":  # a few hundred steps (smoke) are too few for any of thi
 # %%
 train = load_dataset("mnist", "train", n=S.n_train)
 torch.manual_seed(0)
-dcgan = GAN(DCGANGenerator(z_dim=100, width=32), DCGANDiscriminator(width=32)).to(device)
+R = recipes.DCGAN  # course_lib/recipes.py: the architecture and every number of its training
+dcgan = R.build(S).to(device)
 print(f"generator: {n_params(dcgan.generator):,} parameters; discriminator: {n_params(dcgan.discriminator):,}")
 print(dcgan.generator)
 
@@ -390,13 +393,14 @@ print(dcgan.generator)
 
 # %%
 fixed_z = dcgan.sample_z(32, torch.Generator().manual_seed(1))
-step = GANStep(dcgan, "non_saturating", lr_d=2e-3, lr_g=2e-3, augment=1.0, generator=torch.Generator().manual_seed(0))
+print(R)
+step = GANStep(dcgan, generator=torch.Generator().manual_seed(0), **R.step_args())  # loss, learning rates, augment
 loader = make_loader(train, S.batch_size)
 snapshots = Snapshots(lambda gan: gan.generator(fixed_z), every=max(1, S.epochs * len(loader) // 40))
 live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda gan: gan.generator(fixed_z),
                 title="DCGAN")
-history = train_or_load("gan/dcgan", lambda: fit(dcgan, loader, step, None, S.epochs, device=device,
-                                                 callbacks=[live, snapshots, GANGuard()]), gan=dcgan, snapshots=snapshots)
+history = train_or_load(R.name, lambda: fit(dcgan, loader, step, None, S.epochs, device=device,
+                                            callbacks=[live, snapshots, GANGuard()]), gan=dcgan, snapshots=snapshots)
 d_real, d_fake = history.epochs["d_real"][-1], history.epochs["d_fake"][-1]
 print(f"{history.epoch} epochs in {history.seconds:.0f} s; last epoch: mean D(real) {d_real:.2f}, D(fake) {d_fake:.2f}")
 assert history.stopped is None and d_real > d_fake > 0.05

@@ -37,7 +37,7 @@
 # %% tags=["colab"]
 # NBVAL_SKIP
 # On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
-# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
+# (Made by `python -m course_lib.tools.colab` from the repository URL in pyproject.toml.)
 import importlib.util
 import subprocess
 import sys
@@ -61,25 +61,26 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib import exercises
-from course_lib.config import start_lesson
+from course_lib import exercises, recipes
 from course_lib.data import load_dataset, make_loader
 from course_lib.diffusion import (DiffusionSchedule, ddim_sample, ddpm_sample, diffusion_loss, forward_trajectory,
                                   q_sample, q_step, to_image_range, to_model_range)
 from course_lib.fastpath import describe_fast_path, fast_autocast
-from course_lib.gans import DCGANGenerator
+from course_lib.lesson import start_lesson
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import fd_to_training_digits
+from course_lib.nets import n_params
 from course_lib.plotting import show_images
 from course_lib.pretrained import train_or_load
 from course_lib.training import EMA, fit
-from course_lib.unet import UNet
-from course_lib.vae import ConvVAE, slerp
+from course_lib.vae import slerp
 from course_lib.widgets import FrameScrubber
 
 USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("diffusion", pretrained=USE_PRETRAINED, presenter=PRESENTER)
+R = recipes.DDPM  # course_lib/recipes.py: the U-Net, the schedule and every number of its training
+print(R)
 train = load_dataset("mnist", "train", n=S.n_train)
 x_train = train.tensors[0]
 
@@ -101,7 +102,7 @@ x_train = train.tensors[0]
 # the mean and variance of every pixel with the closed form.
 
 # %%
-schedule = DiffusionSchedule(T=1000, kind="linear")
+schedule = DiffusionSchedule(T=R.T, kind=R.schedule)
 x0 = to_model_range(x_train[:1]).repeat(2000, 1, 1, 1)  # the same digit 2,000 times
 gen = torch.Generator().manual_seed(0)
 t = 300
@@ -134,7 +135,7 @@ exercises.check("q_sample", my_q_sample)
 # few steps: it starts as the digits' two bumps (background and ink) and ends as the standard normal.
 
 # %%
-ts = list(range(0, 1000, 25)) + [999]
+ts = list(range(0, R.T, 25)) + [R.T - 1]
 frames = forward_trajectory(schedule, x_train[:8], ts, generator=torch.Generator().manual_seed(1))
 FrameScrubber(list(frames), [f"t = {t}" for t in ts], nrow=8, description="t")
 
@@ -161,8 +162,8 @@ assert abs(xt.mean()) < 0.02 and abs(xt.std() - 1) < 0.02
 # Dhariwal 2021) spreads the destruction more evenly.
 
 # %%
-cosine = DiffusionSchedule(T=1000, kind="cosine")
-steps = torch.arange(1000)
+cosine = DiffusionSchedule(T=R.T, kind="cosine")
+steps = torch.arange(R.T)
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 for sched, name in [(schedule, "linear"), (cosine, "cosine")]:
     axes[0].plot(steps, sched.alpha_bars, label=name)
@@ -202,21 +203,21 @@ assert cosine.alpha_bars[500] > schedule.alpha_bars[500]
 
 # %%
 torch.manual_seed(0)
-model = UNet(channels=S.channels).to(device)
-print(f"U-Net: {sum(p.numel() for p in model.parameters()):,} parameters. {describe_fast_path(device)}")
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+model = R.build(S).to(device)
+print(f"U-Net: {n_params(model):,} parameters. {describe_fast_path(device)}")
+optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
 step_noise = torch.Generator().manual_seed(0)
-ema = EMA(model, decay=0.995)
+ema = EMA(model, decay=R.ema_decay)
 
 
 def training_step(model, batch):
     with fast_autocast(device):
-        return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], step_noise, min_snr_gamma=5)
+        return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], step_noise, R.min_snr_gamma)
 
 
-history = train_or_load("diffusion/unet", lambda: fit(model, make_loader(train, S.batch_size), training_step, optimizer,
-                                                      S.epochs, device=device,
-                                                      callbacks=[ema, LivePlot(logy=True, title="noise-prediction loss")]),
+history = train_or_load(R.name, lambda: fit(model, make_loader(train, S.batch_size), training_step, optimizer, S.epochs,
+                                            device=device,
+                                            callbacks=[ema, LivePlot(logy=True, title="noise-prediction loss")]),
                         ema=ema.model)
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
@@ -244,7 +245,7 @@ with fast_autocast(device):
     samples, trajectory = ddpm_sample(eps_model, schedule, n=16, generator=torch.Generator().manual_seed(2),
                                       record_every=10)
 ddpm_seconds = time.perf_counter() - start
-show_images(samples, nrow=16, title=f"DDPM, 1000 steps ({ddpm_seconds:.1f} s for 16 digits)")
+show_images(samples, nrow=16, title=f"DDPM, {R.T} steps ({ddpm_seconds:.1f} s for 16 digits)")
 plt.show()
 
 # %% [markdown]
@@ -308,7 +309,7 @@ assert torch.allclose(again, ddim_sample(eps_model, schedule, noise=path[:1].to(
 # How long does one image take? A VAE's decoder and a GAN's generator make an image in one network call; DDPM needs
 # 1000, DDIM 50. Sampling time depends only on the architecture, not on the training, so we time lesson 2's and
 # lesson 3's networks fresh here, on the same machine, against the U-Net you trained. (Their quality, measured
-# by `python -m course_lib.benchmark`, is in the README's results table.)
+# by `python -m course_lib.tools.benchmark`, is in the README's results table.)
 
 # %%
 def seconds_per_image(make_batch, n=100):
@@ -319,17 +320,18 @@ def seconds_per_image(make_batch, n=100):
     return (time.perf_counter() - start) / n
 
 
-vae, generator = ConvVAE(latent_dim=16).to(device).eval(), DCGANGenerator().to(device).eval()
+# the course's own lesson 2 and lesson 3 networks (untrained: weights do not change the time a call takes)
+vae, generator = recipes.VAE16.build(S).to(device).eval(), recipes.DCGAN.build(S).generator.to(device).eval()
 per_image = {
     "VAE decoder (1 call)": seconds_per_image(lambda n: vae.sample(n)),
-    "DCGAN generator (1 call)": seconds_per_image(lambda n: generator(torch.randn(n, 100, device=device))),
+    "DCGAN generator (1 call)": seconds_per_image(lambda n: generator(torch.randn(n, generator.z_dim, device=device))),
     "DDIM, 50 steps": ddim_seconds[50] / n_table if 50 in ddim_seconds else None,
-    "DDPM, 1000 steps (batch of 16)": ddpm_seconds / 16,
+    f"DDPM, {R.T} steps (batch of 16)": ddpm_seconds / 16,
 }
 for name, seconds in per_image.items():
     if seconds is not None:
         print(f"{name:32s} {1000 * seconds:9.2f} ms per image")
-assert per_image["DDPM, 1000 steps (batch of 16)"] > 20 * per_image["DCGAN generator (1 call)"]
+assert per_image[f"DDPM, {R.T} steps (batch of 16)"] > 20 * per_image["DCGAN generator (1 call)"]
 
 # %% [markdown]
 # ### Exercise 2 — one reverse step

@@ -37,7 +37,7 @@
 # %% tags=["colab"]
 # NBVAL_SKIP
 # On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
-# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
+# (Made by `python -m course_lib.tools.colab` from the repository URL in pyproject.toml.)
 import importlib.util
 import subprocess
 import sys
@@ -62,24 +62,22 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown
 
-from course_lib import exercises
+from course_lib import exercises, recipes
 from course_lib.classifiers import accuracy, fit_linear_classifier
-from course_lib.conditional import (ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator, ConditionalVAE,
-                                    GuidedModel, cfg_step, class_grid_labels, cvae_step, drop_labels, one_hot,
+from course_lib.conditional import (GuidedModel, cfg_step, class_grid_labels, cvae_step, drop_labels, one_hot,
                                     style_share)
-from course_lib.config import start_lesson
 from course_lib.data import load_dataset, make_loader
 from course_lib.diffusion import DiffusionSchedule, ddim_sample
-from course_lib.gans import GANGuard, GANStep, n_params
+from course_lib.gans import GANGuard, GANStep
+from course_lib.lesson import start_lesson
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import class_accuracy, fd_to_training_digits
-from course_lib.pix2pix import Pix2Pix, Pix2PixStep, hide_lower_half, sharpness
-from course_lib.plotting import latent_scatter, show_images, show_rows
+from course_lib.nets import n_params
+from course_lib.pix2pix import Pix2PixStep, hide_lower_half, sharpness
+from course_lib.plotting import latent_scatter, markdown_table, show_images, show_rows
 from course_lib.pretrained import train_or_load
-from course_lib.results_table import markdown_table
 from course_lib.training import EMA, CosineSchedule, fit
-from course_lib.unet import UNet
-from course_lib.vae import MLPVAE, vae_step
+from course_lib.vae import vae_step
 from course_lib.widgets import FrameScrubber, LatentExplorer
 
 USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
@@ -127,11 +125,13 @@ exercises.check("one_hot", my_one_hot)
 #   is all ones). Why must $D$ see the label? A $D$ that only asks "is it a real digit?" would happily accept a
 #   perfect 7 that was asked to be a 3: $G$ could ignore $y$. With the label, $D$ asks "is it a real **3**?".
 #
-# Everything else is lesson 3's DCGAN: non-saturating loss, Adam with lr 2e-3, both sides of $D$ augmented.
+# Everything else is lesson 3's DCGAN: the same loss, optimizer and augmentation (`recipes.CGAN`, printed below).
 
 # %%
 torch.manual_seed(0)
-cgan = ConditionalGAN(ConditionalGenerator(width=32), ConditionalDiscriminator(width=32)).to(device)
+R = recipes.CGAN
+cgan = R.build(S).to(device)
+print(R)
 print(f"generator: {n_params(cgan.generator):,} parameters; discriminator: {n_params(cgan.discriminator):,}")
 print("first layer of G reads", cgan.generator.project[0].in_features, "numbers; first layer of D reads",
       cgan.discriminator.net[0].in_channels, "channels")
@@ -144,11 +144,11 @@ assert cgan.generator.project[0].in_features == 100 + 10 and cgan.discriminator.
 epochs, batch_size = S.for_model("cgan")
 grid_z = cgan.sample_z(4, torch.Generator().manual_seed(1)).repeat_interleave(10, dim=0)  # each z 10 times
 grid_y = class_grid_labels(4).to(device)  # 0..9 for each z
-step = GANStep(cgan, "non_saturating", lr_d=2e-3, lr_g=2e-3, augment=1.0, generator=torch.Generator().manual_seed(0))
+step = GANStep(cgan, generator=torch.Generator().manual_seed(0), **recipes.CGAN.step_args())
 live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda m: m.generator(grid_z, grid_y),
                 title="conditional DCGAN", nrow=10)
-history = train_or_load("conditional/cgan", lambda: fit(cgan, make_loader(train, batch_size), step, None, epochs,
-                                                       device=device, callbacks=[live, GANGuard()]), gan=cgan)
+history = train_or_load(recipes.CGAN.name, lambda: fit(cgan, make_loader(train, batch_size), step, None, epochs,
+                                                      device=device, callbacks=[live, GANGuard()]), gan=cgan)
 scores["CGAN"] = {"parameters": n_params(cgan.generator), "training s": history.seconds}
 print(f"{history.epoch} epochs in {history.seconds:.0f} s")
 assert history.stopped is None
@@ -215,7 +215,7 @@ plt.show()
 
 # %%
 torch.manual_seed(0)
-p2p = Pix2Pix().to(device)
+p2p = recipes.PIX2PIX.build(S).to(device)
 x_in, y_true = hide_lower_half(pairs[:4]).to(device), pairs[:4].to(device)
 with torch.no_grad():
     p2p.eval()
@@ -227,21 +227,22 @@ assert not torch.allclose(same, other_input)
 
 # %% [markdown]
 # Train the same generator twice, for the same number of epochs: once with **L1 alone**, once with the full
-# pix2pix loss. The live grid completes the same eight held-out digits. (Adam's learning rate is 1e-3 rather than
-# pix2pix's 2e-4: with 4,000 digits and a few minutes, the faster rate reached better completions.)
+# pix2pix loss. The live grid completes the same eight held-out digits. (Adam's learning rate, printed below, is
+# higher than pix2pix's 2e-4: with 4,000 digits and a few minutes, the faster rate reached better completions.)
 
 # %%
 epochs, batch_size = S.for_model("pix2pix")
-shown = hide_lower_half(test_x[:8]).to(device)
+shown = hide_lower_half(test_x[:8])
 completers = {}
-for name, adversarial, bundled in [("L1 only", False, "pix2pix_l1"), ("pix2pix", True, "pix2pix")]:
+for name, R in [("L1 only", recipes.PIX2PIX_L1), ("pix2pix", recipes.PIX2PIX)]:
+    print(R)
     torch.manual_seed(0)
-    model = Pix2Pix().to(device)
-    keys = ["l1", "d_real", "d_fake"] if adversarial else ["l1"]
-    step = Pix2PixStep(model, adversarial=adversarial, lr=1e-3)
+    model = R.build(S).to(device)
+    keys = ["l1", "d_real", "d_fake"] if R.adversarial else ["l1"]
+    step = Pix2PixStep(model, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr)
     live = LivePlot(keys=keys, images=lambda m: m.translate(shown), title=name)
-    history = train_or_load(f"conditional/{bundled}", lambda: fit(model, make_loader(train, batch_size), step, None,
-                                                                   epochs, device=device, callbacks=[live]), model=model)
+    history = train_or_load(R.name, lambda: fit(model, make_loader(train, batch_size), step, None, epochs,
+                                                device=device, callbacks=[live]), model=model)
     completers[name] = model
     scores[name] = {"parameters": n_params(model.generator), "training s": history.seconds}
     assert history.stopped is None
@@ -253,8 +254,8 @@ for name, adversarial, bundled in [("L1 only", False, "pix2pix_l1"), ("pix2pix",
 
 # %%
 inputs = hide_lower_half(test_x[10:22])
-show_rows({"input": inputs, "L1 only": completers["L1 only"].translate(inputs.to(device)).cpu(),
-           "pix2pix": completers["pix2pix"].translate(inputs.to(device)).cpu(), "truth": test_x[10:22]})
+show_rows({"input": inputs, "L1 only": completers["L1 only"].translate(inputs).cpu(),
+           "pix2pix": completers["pix2pix"].translate(inputs).cpu(), "truth": test_x[10:22]})
 plt.show()
 
 # %% [markdown]
@@ -266,7 +267,7 @@ plt.show()
 print(f"sharpness of the real digits: {sharpness(test_x):.3f}")
 for name, model in completers.items():
     start = time.perf_counter()
-    out = model.translate(hide_lower_half(test_x).to(device)).cpu()
+    out = model.translate(hide_lower_half(test_x)).cpu()
     seconds_per_100 = (time.perf_counter() - start) * 100 / len(test_x)
     scores[name].update({"L1 error": (out - test_x).abs().mean().item(), "sharpness": sharpness(out)})
     print(f"{name}: L1 error {scores[name]['L1 error']:.4f}, sharpness {scores[name]['sharpness']:.3f}")
@@ -299,23 +300,25 @@ exercises.check("pix2pix_g_loss", my_pix2pix_g_loss)
 #
 # The decoder is *told* the class, so nothing rewards $z$ for storing it; the KL term even punishes every bit
 # that $z$ stores without need. What is left for $z$ is how the digit is drawn. We train a VAE and a CVAE, both
-# with a 2-number code so we can look at it, with the same settings (Adam 2e-3, lowered along a cosine).
+# with a 2-number code so we can look at it, with the same settings (`recipes.VAE_2D` and `recipes.CVAE`).
 
 # %%
 epochs, batch_size = S.for_model("cvae")
 loader = make_loader(train, batch_size)
 torch.manual_seed(0)
-vae = MLPVAE(latent_dim=2).to(device)
-optimizer = torch.optim.Adam(vae.parameters(), lr=2e-3)
+R = recipes.VAE_2D
+vae = R.build(S).to(device)
+optimizer = torch.optim.Adam(vae.parameters(), lr=R.lr)
 callbacks = [CosineSchedule(optimizer, epochs), LivePlot(keys=["loss", "kl"], title="VAE")]
-vae_history = train_or_load("conditional/vae", lambda: fit(vae, loader, vae_step(), optimizer, epochs, device=device,
-                                                           callbacks=callbacks), model=vae)
+vae_history = train_or_load(R.name, lambda: fit(vae, loader, vae_step(beta=R.beta), optimizer, epochs, device=device,
+                                                callbacks=callbacks), model=vae)
 torch.manual_seed(0)
-cvae = ConditionalVAE(latent_dim=2).to(device)
-optimizer = torch.optim.Adam(cvae.parameters(), lr=2e-3)
+R = recipes.CVAE
+cvae = R.build(S).to(device)
+optimizer = torch.optim.Adam(cvae.parameters(), lr=R.lr)
 callbacks = [CosineSchedule(optimizer, epochs), LivePlot(keys=["loss", "kl"], title="CVAE")]
-cvae_history = train_or_load("conditional/cvae", lambda: fit(cvae, loader, cvae_step(), optimizer, epochs, device=device,
-                                                             callbacks=callbacks), model=cvae)
+cvae_history = train_or_load(R.name, lambda: fit(cvae, loader, cvae_step(beta=R.beta), optimizer, epochs, device=device,
+                                                 callbacks=callbacks), model=cvae)
 scores["CVAE"] = {"parameters": n_params(cvae), "training s": cvae_history.seconds}
 print(f"last epoch's loss (negative ELBO, nats): VAE {vae_history.epochs['loss'][-1]:.1f}, "
       f"CVAE {cvae_history.epochs['loss'][-1]:.1f}")
@@ -328,8 +331,8 @@ print(f"last epoch's loss (negative ELBO, nats): VAE {vae_history.epochs['loss']
 # %%
 with torch.no_grad():
     vae.eval(), cvae.eval()
-    z_vae = vae.encode(test_x.to(device))[0].cpu()
-    z_cvae = cvae.encode(test_x.to(device), test_y.to(device))[0].cpu()
+    z_vae = vae.encode(test_x)[0].cpu()
+    z_cvae = cvae.encode(test_x, test_y)[0].cpu()
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 latent_scatter(z_vae, test_y, ax=axes[0], title="VAE: q(z | x)")
 latent_scatter(z_cvae, test_y, ax=axes[1], title="CVAE: q(z | x, y)")
@@ -354,9 +357,9 @@ if PROFILE != "smoke":  # a few smoke epochs leave both codes nearly untrained
 # digit.
 
 # %%
-z = torch.randn(6, 2, generator=torch.Generator().manual_seed(4)).repeat_interleave(10, dim=0).to(device)
+z = torch.randn(6, 2, generator=torch.Generator().manual_seed(4)).repeat_interleave(10, dim=0)
 with torch.no_grad():
-    style_grid = cvae.decode(z, class_grid_labels(6).to(device)).cpu()
+    style_grid = cvae.decode(z, class_grid_labels(6)).cpu()
 show_images(style_grid, nrow=10, title="CVAE: rows = z (style), columns = the label")
 plt.show()
 print(f"share of the ink variation explained by z (the rows): {style_share(style_grid, n_rows=6):.2f}")
@@ -378,7 +381,7 @@ explorer
 
 # %%
 start = time.perf_counter()
-samples = cvae.sample(S.n_sampled, torch.Generator().manual_seed(2), labels=labels.to(device)).cpu()
+samples = cvae.sample(S.n_sampled, torch.Generator().manual_seed(2), labels=labels).cpu()
 score("CVAE", samples, labels, (time.perf_counter() - start) * 100 / S.n_sampled)
 if PROFILE != "smoke":
     assert 0.85 <= scores["CVAE"]["class accuracy"] < scores["CGAN"]["class accuracy"]
@@ -413,15 +416,18 @@ assert 0.09 < (dropped == 10).float().mean() < 0.11
 
 # %%
 epochs, batch_size = S.for_model("cfg")
-schedule = DiffusionSchedule(T=1000)
+R = recipes.CFG
+print(R)
+schedule = DiffusionSchedule(T=R.T, kind=R.schedule)
 torch.manual_seed(0)
-unet = UNet(channels=S.channels, num_classes=10).to(device)
-optimizer = torch.optim.Adam(unet.parameters(), lr=1e-3)
-ema = EMA(unet, decay=0.995)
-step = cfg_step(schedule, generator=torch.Generator().manual_seed(0))
+unet = R.build(S).to(device)
+optimizer = torch.optim.Adam(unet.parameters(), lr=R.lr)
+ema = EMA(unet, decay=R.ema_decay)
+step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
+                min_snr_gamma=R.min_snr_gamma)
 callbacks = [ema, LivePlot(logy=True, title="noise-prediction loss")]
-history = train_or_load("conditional/cfg_unet", lambda: fit(unet, make_loader(train, batch_size), step, optimizer, epochs,
-                                                            device=device, callbacks=callbacks), ema=ema.model)
+history = train_or_load(R.name, lambda: fit(unet, make_loader(train, batch_size), step, optimizer, epochs,
+                                            device=device, callbacks=callbacks), ema=ema.model)
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
 scores["guided DDPM (w = 3)"] = {"parameters": n_params(unet), "training s": history.seconds}

@@ -34,7 +34,7 @@
 # %% tags=["colab"]
 # NBVAL_SKIP
 # On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
-# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
+# (Made by `python -m course_lib.tools.colab` from the repository URL in pyproject.toml.)
 import importlib.util
 import subprocess
 import sys
@@ -59,21 +59,19 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown
 
-from course_lib import exercises
+from course_lib import exercises, recipes
 from course_lib.autoencoders import ae_loss
 from course_lib.conditional import GuidedModel, cfg_step, class_grid_labels
-from course_lib.config import lesson_settings, start_lesson
 from course_lib.data import load_dataset, make_loader
 from course_lib.diffusion import DiffusionSchedule, ddim_sample
-from course_lib.gans import n_params
-from course_lib.latent_diffusion import LatentAutoencoder, decode_latents, encode_dataset
+from course_lib.latent_diffusion import decode_latents, encode_dataset
+from course_lib.lesson import start_lesson
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import class_accuracy, fd_to_training_digits
-from course_lib.plotting import show_images, show_rows
+from course_lib.nets import n_params
+from course_lib.plotting import markdown_table, show_images, show_rows
 from course_lib.pretrained import train_or_load
-from course_lib.results_table import markdown_table
 from course_lib.training import EMA, CosineSchedule, fit
-from course_lib.unet import UNet
 from course_lib.widgets import FrameScrubber
 
 USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
@@ -81,7 +79,8 @@ PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("latent_diffusion", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 train = load_dataset("mnist", "train", n=S.n_train)
 test_x, test_y = load_dataset("mnist", "test", n=S.n_test).tensors
-schedule = DiffusionSchedule(T=1000)  # lesson 4's linear schedule, for both models
+R = recipes.LATENT_UNET
+schedule = DiffusionSchedule(T=R.T, kind=R.schedule)  # lesson 4's schedule, for both models
 
 # %% [markdown]
 # ## 1. The autoencoder: images to latents and back
@@ -93,18 +92,18 @@ schedule = DiffusionSchedule(T=1000)  # lesson 4's linear schedule, for both mod
 # %%
 epochs, batch_size = S.for_model("autoencoder")
 torch.manual_seed(0)
-autoencoder = LatentAutoencoder(latent_channels=4).to(device)
-optimizer = torch.optim.Adam(autoencoder.parameters(), lr=2e-3)
+R = recipes.LATENT_AE  # course_lib/recipes.py: the architecture and the numbers of its training
+autoencoder = R.build(S).to(device)
+optimizer = torch.optim.Adam(autoencoder.parameters(), lr=R.lr)
 callbacks = [CosineSchedule(optimizer, epochs), LivePlot(logy=True, title="L_AE")]
-history = train_or_load("latent_diffusion/autoencoder", lambda: fit(autoencoder, make_loader(train, batch_size),
-                                                                    lambda m, b: ae_loss(b[0], m(b[0])), optimizer,
-                                                                    epochs, device=device, callbacks=callbacks),
-                        model=autoencoder)
+history = train_or_load(R.name, lambda: fit(autoencoder, make_loader(train, batch_size),
+                                            lambda m, b: ae_loss(b[0], m(b[0])), optimizer, epochs, device=device,
+                                            callbacks=callbacks), model=autoencoder)
 ae_seconds = history.seconds
 with torch.no_grad():
     autoencoder.eval()
-    latents_test = autoencoder.encode(test_x.to(device)).cpu()
-    rebuilt = autoencoder.decode(latents_test.to(device)).cpu()
+    latents_test = autoencoder.encode(test_x).cpu()
+    rebuilt = autoencoder.decode(latents_test).cpu()
 print(f"latent of one digit: {tuple(latents_test.shape[1:])} = {latents_test[0].numel()} numbers for 784 pixels; "
       f"test L_AE {ae_loss(test_x, rebuilt):.1f}; trained in {ae_seconds:.0f} s")
 assert latents_test.shape[1:] == (4, 7, 7)
@@ -169,15 +168,16 @@ exercises.check("latent_scale", my_latent_scale)
 # %%
 epochs, batch_size = S.for_model("latent")
 torch.manual_seed(0)
-latent_unet = UNet(channels=S.channels, num_classes=10, image_shape=(4, 7, 7)).to(device)
-optimizer = torch.optim.Adam(latent_unet.parameters(), lr=1e-3)
-latent_ema = EMA(latent_unet, decay=0.995)
-step = cfg_step(schedule, generator=torch.Generator().manual_seed(0), image_range=False)
+R = recipes.LATENT_UNET
+latent_unet = R.build(S).to(device)
+optimizer = torch.optim.Adam(latent_unet.parameters(), lr=R.lr)
+latent_ema = EMA(latent_unet, decay=R.ema_decay)
+step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
+                min_snr_gamma=R.min_snr_gamma, image_range=False)
 callbacks = [latent_ema, LivePlot(logy=True, title="latent noise-prediction loss")]
 loader = make_loader(latent_train, batch_size)
-history = train_or_load("latent_diffusion/latent_unet", lambda: fit(latent_unet, loader, step, optimizer, epochs,
-                                                                    device=device, callbacks=callbacks),
-                        ema=latent_ema.model)
+history = train_or_load(R.name, lambda: fit(latent_unet, loader, step, optimizer, epochs, device=device,
+                                            callbacks=callbacks), ema=latent_ema.model)
 latent_seconds = history.seconds
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
@@ -233,17 +233,18 @@ exercises.check("decode_when", my_answer)
 # with each, with the same number of DDIM steps and the same guidance, and score both.
 
 # %%
-pixel = lesson_settings("conditional", PROFILE)
+R = recipes.CFG  # lesson 5's recipe, with lesson 5's sizes in this profile
+pixel = R.settings(PROFILE)
 epochs, batch_size = pixel.for_model("cfg")
 torch.manual_seed(0)
-pixel_unet = UNet(channels=pixel.channels, num_classes=10).to(device)
-optimizer = torch.optim.Adam(pixel_unet.parameters(), lr=1e-3)
-pixel_ema = EMA(pixel_unet, decay=0.995)
+pixel_unet = R.build(pixel).to(device)
+optimizer = torch.optim.Adam(pixel_unet.parameters(), lr=R.lr)
+pixel_ema = EMA(pixel_unet, decay=R.ema_decay)
 callbacks = [pixel_ema, LivePlot(logy=True, title="pixel noise-prediction loss")]
-step = cfg_step(schedule, generator=torch.Generator().manual_seed(0))
-history = train_or_load("conditional/cfg_unet", lambda: fit(pixel_unet, make_loader(train, batch_size), step, optimizer,
-                                                            epochs, device=device, callbacks=callbacks),
-                        ema=pixel_ema.model)
+step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
+                min_snr_gamma=R.min_snr_gamma)
+history = train_or_load(R.name, lambda: fit(pixel_unet, make_loader(train, batch_size), step, optimizer, epochs,
+                                            device=device, callbacks=callbacks), ema=pixel_ema.model)
 pixel_seconds = history.seconds
 
 # %% [markdown]

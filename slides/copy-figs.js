@@ -1,5 +1,5 @@
 // Copy the figures next to the HTML decks, so that a deck's "../figs/NAME.png" resolves from html/<lang>/ too,
-// whether the HTML is opened from disk or served. The figures themselves come from `python -m course_lib.figures`.
+// whether the HTML is opened from disk or served. The figures themselves come from `python -m course_lib.tools.figures`.
 const fs = require("fs");
 const path = require("path");
 
@@ -9,5 +9,5 @@ if (fs.existsSync(source)) {
   fs.rmSync(target, { recursive: true, force: true });
   fs.cpSync(source, target, { recursive: true });
 } else {
-  console.warn("slides/figs/ is missing: the decks' images will not show. Make them with `python -m course_lib.figures`.");
+  console.warn("slides/figs/ is missing: the decks' images will not show. Make them with `python -m course_lib.tools.figures`.");
 }

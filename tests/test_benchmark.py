@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from course_lib import benchmark, results_table
+from course_lib.tools import benchmark, results_table
 from course_lib.config import N_SCORED
 
 

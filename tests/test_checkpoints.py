@@ -49,7 +49,7 @@ def test_training_state_round_trip(tmp_path):
 
     fresh = torch.nn.Linear(3, 2)
     fresh_optimizer = torch.optim.Adam(fresh.parameters())
-    restored = load_training_state(tmp_path / "run.pt", fresh, fresh_optimizer)
+    restored = History.from_state_dict(load_training_state(tmp_path / "run.pt", fresh, fresh_optimizer))
     assert torch.equal(fresh.weight, model.weight)
     assert fresh_optimizer.state_dict()["state"][0]["step"] == 1
     assert restored.epoch == 2 and restored.steps["loss"] == [3.0, 2.0]

@@ -7,11 +7,11 @@ import subprocess
 import sys
 import types
 
-from course_lib import colab
+from course_lib.tools import colab
 
 
 def test_badges_and_install_cells_are_generated_from_the_repository_url():
-    assert colab.outdated() == [], "run: python -m course_lib.colab"
+    assert colab.outdated() == [], "run: python -m course_lib.tools.colab"
 
 
 def test_each_notebook_has_its_own_badge_and_the_install_cell():

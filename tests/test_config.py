@@ -1,13 +1,12 @@
-"""Profiles, lesson settings, seeding and device choice."""
+"""Profiles, seeding, device choice and switches."""
 
 import random
-from dataclasses import astuple
 
 import numpy as np
 import pytest
 import torch
 
-from course_lib.config import LESSONS, PROFILES, lesson_settings, pick_device, profile_name, seed_everything
+from course_lib.config import env_flag, pick_device, profile_name, seed_everything
 
 
 @pytest.mark.parametrize("value, expected", [("smoke", "smoke"), ("CPU", "cpu"), (" Gpu ", "gpu")])
@@ -27,22 +26,6 @@ def test_invalid_profile_lists_the_valid_ones(monkeypatch):
         profile_name()
     for name in ("smoke", "cpu", "gpu"):
         assert name in str(err.value)
-
-
-@pytest.mark.parametrize("lesson", LESSONS)
-def test_every_lesson_has_every_profile_and_smoke_is_smallest(lesson):
-    settings = {p: lesson_settings(lesson, profile=p) for p in PROFILES}
-    smoke = settings["smoke"]
-    for profile in ("cpu", "gpu"):
-        assert all(s <= o for s, o in zip(astuple(smoke), astuple(settings[profile])))
-        assert smoke.n_train * smoke.epochs < settings[profile].n_train * settings[profile].epochs
-
-
-def test_unknown_lesson_or_profile_is_refused():
-    with pytest.raises(ValueError, match="Unknown lesson"):
-        lesson_settings("no_such_lesson", profile="cpu")
-    with pytest.raises(ValueError, match="Unknown profile"):
-        lesson_settings(LESSONS[0], profile="tpu")
 
 
 def test_seed_everything_repeats_every_random_source():
@@ -65,3 +48,10 @@ def test_pick_device_cpu():
 def test_asking_for_cuda_without_a_gpu_says_so():
     with pytest.raises(RuntimeError, match="no usable GPU"):
         pick_device("cuda")
+
+
+@pytest.mark.parametrize("value, on", [("1", True), ("true", True), ("yes", True), ("0", False), ("", False),
+                                       ("False", False)])
+def test_env_flag(monkeypatch, value, on):
+    monkeypatch.setenv("COURSE_SOMETHING", value)
+    assert env_flag("COURSE_SOMETHING") is on

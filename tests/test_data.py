@@ -77,7 +77,6 @@ def no_network(tmp_path, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setenv("COURSE_PROFILE", "cpu")  # not smoke: smoke never tries the network
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))  # an empty cache
     monkeypatch.setattr(data, "_download_failed", False)  # module state: a fresh session
@@ -114,3 +113,14 @@ def test_check_images_rejects_non_tensors_and_integer_pixels():
         check_images([[0.0] * 28] * 28)
     with pytest.raises(TypeError, match="float"):
         check_images(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+
+
+def test_the_profile_does_not_decide_whether_data_may_be_downloaded(no_network, monkeypatch, capsys):
+    """Only COURSE_OFFLINE (or an explicit source) keeps "auto" off the network; the profile is not read again."""
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    load_dataset("mnist", "test")  # tries the (refused) network, then says so once
+    assert "bundled" in capsys.readouterr().out
+    monkeypatch.setattr(data, "_download_failed", False)
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    load_dataset("mnist", "test")  # offline: straight to the bundled digits, without a word
+    assert capsys.readouterr().out == ""

@@ -5,7 +5,7 @@ import importlib
 import course_lib
 from course_lib import pretrained
 
-doctor_module = importlib.import_module("course_lib.doctor")
+doctor_module = importlib.import_module("course_lib.tools.doctor")
 
 ITEMS = ("course_lib", "torch", "device", "colab", "ipywidgets", "data", "bundled weights")
 

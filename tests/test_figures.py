@@ -1,4 +1,4 @@
-"""The slides' figures come from `python -m course_lib.figures`: every figure a deck shows has a function that
+"""The slides' figures come from `python -m course_lib.tools.figures`: every figure a deck shows has a function that
 draws it, and the drawing works from the bundled data and weights alone."""
 
 import re
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from course_lib import figures
+from course_lib.tools import figures
 
 SLIDES = Path(__file__).resolve().parent.parent / "slides"
 

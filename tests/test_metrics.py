@@ -9,7 +9,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from course_lib import metrics
 from course_lib.data import load_dataset
-from course_lib.train_classifier import MANIFEST, WEIGHTS
+from course_lib.metrics import MANIFEST, WEIGHTS
 
 TEST_X, TEST_Y = load_dataset("mnist", "test", source="bundled").tensors
 TRAIN_X = load_dataset("mnist", "train", source="bundled").tensors[0]
@@ -18,7 +18,7 @@ TRAIN_X = load_dataset("mnist", "train", source="bundled").tensors[0]
 def test_bundled_classifier_matches_its_manifest_and_reaches_97_percent():
     manifest = json.loads(MANIFEST.read_text())
     assert hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() == manifest["sha256"]
-    assert manifest["command"].startswith("python -m course_lib.train_classifier")
+    assert manifest["command"].startswith("python -m course_lib.tools.train_classifier")
     assert manifest["bundled_test_accuracy"] >= 0.97
     # and the number in the manifest is true
     assert metrics.class_accuracy(TEST_X, TEST_Y) == pytest.approx(manifest["bundled_test_accuracy"], abs=1e-3)

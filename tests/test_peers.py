@@ -5,13 +5,14 @@ import time
 import pytest
 import torch
 
-from course_lib import peers, results_table
+from course_lib import recipes
+from course_lib.tools import peer_models, peers, results_table
 from course_lib.data import check_images, load_dataset
 from course_lib.training import fit
 
 
 def test_peer_vae_has_the_examples_784_400_20_layers():
-    vae = peers.PyTorchExamplesVAE()
+    vae = peer_models.PyTorchExamplesVAE()
     shapes = {name: tuple(p.shape) for name, p in vae.named_parameters()}
     assert shapes == {"fc1.weight": (400, 784), "fc1.bias": (400,), "fc21.weight": (20, 400), "fc21.bias": (20,),
                       "fc22.weight": (20, 400), "fc22.bias": (20,), "fc3.weight": (400, 20), "fc3.bias": (400,),
@@ -21,7 +22,7 @@ def test_peer_vae_has_the_examples_784_400_20_layers():
 
 def test_peer_vae_loss_is_summed_bce_plus_kld_as_computed_by_hand():
     torch.manual_seed(0)
-    vae = peers.PyTorchExamplesVAE()
+    vae = peer_models.PyTorchExamplesVAE()
     x, eps = torch.rand(3, 1, 28, 28), torch.randn(3, 20)
     W = {name: p.detach() for name, p in vae.named_parameters()}
     flat = x.view(3, 784)
@@ -31,42 +32,42 @@ def test_peer_vae_loss_is_summed_bce_plus_kld_as_computed_by_hand():
     p = torch.sigmoid(torch.relu(z @ W["fc3.weight"].T + W["fc3.bias"]) @ W["fc4.weight"].T + W["fc4.bias"])
     bce = -(flat * torch.log(p) + (1 - flat) * torch.log(1 - p)).sum()
     kld = -0.5 * (1 + logvar - mu**2 - torch.exp(logvar)).sum()
-    loss = peers.pytorch_examples_vae_loss(vae, x, eps)
+    loss = peer_models.pytorch_examples_vae_loss(vae, x, eps)
     assert loss.item() == pytest.approx((bce + kld).item(), rel=1e-5)
     assert loss.item() > 784 * 3 * 0.5  # summed over pixels and images, not averaged
 
 
-def test_peer_vae_recipe_lowers_its_loss_on_a_tiny_batch():
+def test_peer_vae_setup_lowers_its_loss_on_a_tiny_batch():
     torch.manual_seed(0)
-    recipe = peers.pytorch_examples_vae_recipe(torch.device("cpu"))
+    setup = peer_models.pytorch_examples_vae_setup(torch.device("cpu"))
     batch = [load_dataset("mnist", "train", n=64, source="bundled").tensors[0]]
-    history = fit(recipe.model, [batch] * 30, recipe.step, recipe.optimizer, epochs=1, progress=False)
+    history = fit(setup.model, [batch] * 30, setup.step, setup.optimizer, epochs=1, progress=False)
     losses = history.steps["loss"]
     assert losses[-1] < 0.7 * losses[0]
 
 
 def test_peer_dcgan_makes_64px_images_and_the_resize_gives_course_digits():
-    gan = peers.PyTorchExamplesDCGAN()
+    gan = peer_models.PyTorchExamplesDCGAN()
     big = gan.generator(gan.noise(4, torch.Generator().manual_seed(0)))
     assert big.shape == (4, 1, 64, 64) and big.min() >= -1 and big.max() <= 1  # tanh
-    small = peers.from_dcgan_size(big)
+    small = peer_models.from_dcgan_size(big)
     check_images(small)
     assert small.shape == (4, 1, 28, 28) and small.min() >= 0 and small.max() <= 1
     assert gan.generator[0].weight.std().item() == pytest.approx(0.02, rel=0.05)  # N(0, 0.02) init
     assert sum(p.numel() for p in gan.generator.parameters()) == 3_574_656  # ngf = 64, nz = 100, nc = 1
     digits = load_dataset("mnist", "test", n=32, source="bundled").tensors[0]
-    there = peers.to_dcgan_size(digits)
+    there = peer_models.to_dcgan_size(digits)
     assert there.shape == (32, 1, 64, 64) and there.min() >= -1 and there.max() <= 1
-    assert (peers.from_dcgan_size(there) - digits).abs().mean() < 0.03  # 28 -> 64 -> 28 keeps the digit
+    assert (peer_models.from_dcgan_size(there) - digits).abs().mean() < 0.03  # 28 -> 64 -> 28 keeps the digit
     samples = gan.eval().sample(10, torch.Generator().manual_seed(1), batch_size=5)
     assert samples.shape == (10, 1, 28, 28) and not gan.training  # sampled in training mode, mode put back
 
 
 def test_peer_dcgan_step_teaches_d_to_tell_real_from_fake():
     torch.manual_seed(0)
-    gan = peers.PyTorchExamplesDCGAN()
-    step = peers.PyTorchExamplesDCGANStep(gan, generator=torch.Generator().manual_seed(0))
-    real = peers.to_dcgan_size(load_dataset("mnist", "train", n=8, source="bundled").tensors[0])
+    gan = peer_models.PyTorchExamplesDCGAN()
+    step = peer_models.PyTorchExamplesDCGANStep(gan, generator=torch.Generator().manual_seed(0))
+    real = peer_models.to_dcgan_size(load_dataset("mnist", "train", n=8, source="bundled").tensors[0])
     logs = [step(gan, (real,)) for _ in range(4)]
     assert all(0 < log["d_real"] < 1 and 0 < log["d_fake"] < 1 for log in logs)  # D outputs probabilities
     assert logs[-1]["d_real"] > logs[0]["d_real"] and logs[-1]["d_real"] > logs[-1]["d_fake"]
@@ -75,21 +76,46 @@ def test_peer_dcgan_step_teaches_d_to_tell_real_from_fake():
 def test_diffusers_peer_is_the_courses_unet_and_its_step_lowers_the_loss():
     pytest.importorskip("diffusers")
     torch.manual_seed(0)
-    unet, scheduler = peers.diffusers_unet(), peers.diffusers_scheduler()
+    unet, scheduler = peer_models.diffusers_unet(), peer_models.diffusers_scheduler()
     assert sum(p.numel() for p in unet.parameters()) == 1_707_009  # the HF course's (32, 64, 64) U-Net, 1 channel
     assert scheduler.config.num_train_timesteps == 1000 and scheduler.config.beta_schedule == "squaredcos_cap_v2"
-    optimizer = torch.optim.Adam(unet.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(unet.parameters(), lr=peer_models.DIFFUSERS_LR)
     batch = [load_dataset("mnist", "train", n=4, source="bundled").tensors[0]]
     losses = []
     for _ in range(5):  # the same t and noise every time (same seed): the loss on them must fall
-        loss = peers.diffusers_step(scheduler, torch.Generator().manual_seed(0))(unet, batch)
+        loss = peer_models.diffusers_step(scheduler, torch.Generator().manual_seed(0))(unet, batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert 0.2 < losses[0] < 5 and losses[-1] < losses[0]
-    images = peers.diffusers_ddim_sample(unet, scheduler, n=2, steps=2, generator=torch.Generator().manual_seed(0))
+    images = peer_models.diffusers_ddim_sample(unet, scheduler, n=2, steps=2,
+                                               generator=torch.Generator().manual_seed(0))
     assert images.shape == (2, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+
+
+def test_the_courses_side_of_each_pair_is_its_lessons_recipe():
+    device, race = torch.device("cpu"), peers.SETTINGS["smoke"]
+    course, peer = peers.vae_pair("smoke", device, race)
+    vae = course.build()
+    assert course.batch_size == recipes.lesson_settings("vae", "smoke").for_model("conv")[1]
+    assert vae.optimizer.param_groups[0]["lr"] == recipes.VAE16.lr and vae.cosine_lr == recipes.VAE16.cosine_lr
+    assert type(vae.model) is type(recipes.VAE16.build(None)) and peer.batch_size == peer_models.VAE_BATCH_SIZE
+    course, peer = peers.gan_pair("smoke", device, race)
+    assert course.batch_size == recipes.lesson_settings("gan", "smoke").batch_size
+    assert course.build().step.opt_d.param_groups[0]["lr"] == recipes.DCGAN.lr
+    assert peer.data.tensors[0].shape[-1] == peer_models.DCGAN_SIZE and peer.batch_size == peer_models.DCGAN_BATCH_SIZE
+    # the plain-loss variant differs from lesson 4's recipe only where it says so
+    plain, batch_size = peers.COURSE_DIFFUSION["plain"]
+    assert plain.min_snr_gamma is None and plain.ema_decay == recipes.DDPM.ema_decay and batch_size == 64
+    assert peers.COURSE_DIFFUSION["min_snr"] == (recipes.DDPM, None)
+    pytest.importorskip("diffusers")
+    course, _ = peers.diffusion_pair("smoke", device, race, course_diffusion="plain")
+    ddpm = course.build()
+    assert ddpm.model.channels == recipes.lesson_settings("diffusion", "smoke").channels
+    assert ddpm.optimizer.param_groups[0]["lr"] == plain.lr and course.batch_size == 64
+    course, _ = peers.diffusion_pair("smoke", device, race)
+    assert course.batch_size == recipes.lesson_settings("diffusion", "smoke").batch_size
 
 
 class _Sleepy(torch.nn.Module):

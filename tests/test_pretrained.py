@@ -1,8 +1,8 @@
-"""The bundled pretrained weights: the manifest matches the files, each model loads and measures as recorded,
-a changed file is refused, and train_or_load saves and loads what it trains."""
+"""The bundled pretrained weights as a lesson uses them: the manifest matches the files, a changed file or another
+architecture is refused, the 8-bit format round-trips, and train_or_load trains, saves (build mode) or loads.
+Building and measuring the bundle is a tool: tests/tools/test_bundle.py."""
 
 import json
-import math
 import shutil
 
 import matplotlib.pyplot as plt
@@ -11,8 +11,8 @@ import torch
 
 from course_lib import pretrained
 from course_lib.autoencoders import ConvAutoencoder, ae_loss
-from course_lib.config import start_lesson
 from course_lib.data import load_dataset, make_loader
+from course_lib.lesson import start_lesson
 from course_lib.plotting import presenter_mode, zoom
 from course_lib.training import Snapshots, fit
 from course_lib.widgets import LatentExplorer
@@ -22,18 +22,15 @@ ASSETS = pretrained.BUNDLE_DIR.parent
 
 
 def test_manifest_matches_the_files():
-    assert MANIFEST, "no bundled weights: python -m course_lib.pretrained build"
+    assert MANIFEST, "no bundled weights: python -m course_lib.tools.bundle build"
     assert pretrained.verify() == []
     on_disk = {p.relative_to(pretrained.BUNDLE_DIR).as_posix() for p in pretrained.BUNDLE_DIR.rglob("*.safetensors")}
     assert on_disk == {entry["file"] for entry in MANIFEST.values()}, "every file is in the manifest, and only those"
     for name, entry in MANIFEST.items():
         assert {"sha256", "bytes", "command", "data", "notebook", "metrics", "train_seconds"} <= set(entry), name
-        assert entry["command"].startswith("python -m course_lib.pretrained build"), name
+        assert entry["command"].startswith("python -m course_lib.tools.bundle build"), name
+        assert entry["profile"] == pretrained.BUILD_PROFILE, name
         assert (pretrained.BUNDLE_DIR.parent.parent.parent / entry["notebook"]).exists(), name
-
-
-def test_every_model_a_lesson_trains_is_bundled():
-    assert set(MANIFEST) == set(pretrained.catalogue())
 
 
 def test_all_bundled_weights_together_stay_under_20_mb():
@@ -41,29 +38,13 @@ def test_all_bundled_weights_together_stay_under_20_mb():
     assert pretrained.total_bytes() + classifier < 20e6
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
-def test_loaded_model_gives_the_recorded_metrics(name):
-    recorded = MANIFEST[name]["metrics"]
-    measured = pretrained.measure(name)
-    assert set(measured) == set(recorded)
-    for key, value in recorded.items():
-        assert math.isclose(measured[key], value, rel_tol=0.02, abs_tol=0.02), (key, measured[key], value)
-
-
-def test_eight_bit_storage_costs_little():
-    """The metrics on the loaded (8-bit) model are within a few percent of the float32 model's."""
-    for name, entry in MANIFEST.items():
-        for key, value in entry["metrics"].items():
-            before = entry["metrics_before_8bit"][key]
-            assert math.isclose(value, before, rel_tol=0.01, abs_tol=0.005), (name, key, before, value)
-
-
 @pytest.fixture
 def bundle_copy(tmp_path, monkeypatch):
-    """A copy of the bundle that a test may damage."""
+    """A copy of the bundle that a test may damage or rebuild; a build's float32 copies go to tmp_path too."""
     shutil.copytree(pretrained.BUNDLE_DIR, tmp_path / "pretrained")
     monkeypatch.setattr(pretrained, "BUNDLE_DIR", tmp_path / "pretrained")
     monkeypatch.setattr(pretrained, "MANIFEST", tmp_path / "pretrained" / "manifest.json")
+    monkeypatch.setenv(pretrained.FLOAT32_ENV, str(tmp_path / "float32"))
     return tmp_path / "pretrained"
 
 
@@ -74,7 +55,7 @@ def test_a_changed_weight_file_is_refused_naming_file_and_hash(bundle_copy):
     data[-10] ^= 0xFF  # one byte of one weight
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError) as err:
-        pretrained.load("autoencoders/conv16")
+        pretrained.load_into("autoencoders/conv16", model=ConvAutoencoder(latent_dim=16))
     assert str(path) in str(err.value) and entry["sha256"] in str(err.value)
     assert any(entry["file"] in problem for problem in pretrained.verify())
 
@@ -105,7 +86,12 @@ def test_train_or_load_saves_when_building_and_loads_it_back(bundle_copy, monkey
                                            callbacks=[snapshots], progress=False), model=model, snapshots=snapshots)
     entry = pretrained.read_manifest()["models"]["autoencoders/conv16"]
     assert entry["epochs"] == 1 and entry["sha256"] == pretrained.sha256(bundle_copy / entry["file"])
-    assert "test_reconstruction_error" in entry["metrics"]
+    assert entry["profile"] == pretrained.BUILD_PROFILE
+    assert "metrics" not in entry, "the old weights' metrics are dropped; the bundle tool measures the new ones"
+    exact = ConvAutoencoder(latent_dim=16)
+    pretrained.load_file_into(pretrained.float32_copy("autoencoders/conv16"), "autoencoders/conv16", model=exact)
+    for a, b in zip(model.state_dict().values(), exact.state_dict().values()):
+        assert torch.equal(a, b), "the build's float32 copy keeps the trained weights exactly"
 
     pretrained.use_pretrained(True)
     try:
@@ -121,6 +107,17 @@ def test_train_or_load_saves_when_building_and_loads_it_back(bundle_copy, monkey
         assert torch.allclose(a, b, atol=a.abs().max().item() / 127 + 1e-6)  # within one 8-bit step
     assert loaded_snapshots.at_step == snapshots.at_step
     assert torch.allclose(loaded_snapshots.frames[-1], snapshots.frames[-1], atol=0.01)
+
+
+def test_train_or_load_only_trains_outside_build_mode(bundle_copy, monkeypatch):
+    monkeypatch.delenv(pretrained.BUILD_ENV, raising=False)
+    before = pretrained.MANIFEST.read_text()
+    model = ConvAutoencoder(latent_dim=16)
+    history = pretrained.train_or_load("autoencoders/conv16", lambda: fit(
+        model, make_loader(load_dataset("mnist", "train", n=64, source="bundled"), 64),
+        lambda m, b: ae_loss(b[0], m(b[0])), torch.optim.Adam(model.parameters()), 1, progress=False), model=model)
+    assert history.epoch == 1
+    assert pretrained.MANIFEST.read_text() == before and not pretrained.float32_dir().exists()
 
 
 def test_quantize_round_trip_error_is_below_half_a_step():

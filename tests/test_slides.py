@@ -110,7 +110,7 @@ def test_every_figure_a_deck_shows_exists(lang, lesson):
     elsewhere = [ref for ref in refs if (path.parent / ref).resolve().parent != FIGS.resolve()]
     assert not elsewhere, f"{lang}/{lesson}.md: figures live in slides/figs/, write ../figs/NAME, not {elsewhere}"
     missing = [ref for ref in refs if not (path.parent / ref).exists()]
-    assert not missing, f"{lang}/{lesson}.md shows missing figures {missing}: run `python -m course_lib.figures`"
+    assert not missing, f"{lang}/{lesson}.md shows missing figures {missing}: run `python -m course_lib.tools.figures`"
 
 
 @pytest.mark.parametrize("lesson", LESSONS)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from course_lib.toy2d import LIMITS, TOYS, mode_centres, mode_coverage, sample_toy, train_toy_gan
+from course_lib.recipes import TOY_GAN, train_toy_gan
+from course_lib.toy2d import LIMITS, TOYS, mode_centres, mode_coverage, sample_toy
 
 
 @pytest.mark.parametrize("name", list(TOYS))
@@ -40,7 +41,7 @@ def test_bad_names_and_shapes_are_clear_errors():
 
 
 def test_train_toy_gan_measures_coverage_along_the_way():
-    gan, history, coverage = train_toy_gan("ring", steps=156, every=50, seed=0)
+    gan, history, coverage = train_toy_gan(TOY_GAN, "ring", steps=156, every=50, seed=0, bundled=False)
     assert [step for step, _ in coverage] == [50, 100, 150]
     assert len(history.steps["d_loss"]) == 158  # two epochs of 79 batches (20,000 points, 256 a batch)
     assert all(0 <= report["modes_covered"] <= 8 for _, report in coverage)

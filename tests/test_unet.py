@@ -6,8 +6,8 @@ import torch
 
 from course_lib import fastpath
 from course_lib.config import one_thread
-from course_lib.fastpath import (describe_fast_path, fast_autocast, fast_dtype, noise_prediction_step, prepare_model,
-                                 time_training_step, training_step_flops)
+from course_lib.fastpath import describe_fast_path, fast_autocast, fast_dtype, prepare_model
+from course_lib.tools.speed import noise_prediction_step, time_training_step, training_step_flops
 from course_lib.unet import UNet, sinusoidal_embedding
 
 TINY = dict(channels=(8, 16, 16), time_dim=32)

