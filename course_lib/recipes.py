@@ -25,6 +25,7 @@ changing a lesson's learning rate is one edit, here. A recipe's `name` is also t
     (8, 16, 16)
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -34,10 +35,13 @@ from torch import nn
 from .autoencoders import ConvAutoencoder, MLPAutoencoder
 from .conditional import ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator, ConditionalVAE
 from .config import PROFILES, one_thread
+from .gan_variants import EnergyDiscriminator
 from .gans import GAN, DCGANDiscriminator, DCGANGenerator, GANStep, MLPDiscriminator, MLPGenerator
 from .latent_diffusion import LatentAutoencoder
 from .pix2pix import Pix2Pix
 from .pretrained import train_or_load
+from .progressive import ProgressiveDiscriminator, ProgressiveGenerator
+from .stylegan import StyleGenerator
 from .toy2d import CoverageLog, toy_loader
 from .training import fit
 from .unet import UNet
@@ -115,6 +119,16 @@ _SETTINGS = {
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, channels=(32, 64, 128),
                               n_sampled=1000,
                               per_model=(("cgan", 15, 128), ("pix2pix", 5, 128), ("cvae", 30, 128), ("cfg", 20, 128))),
+    },
+    # lesson 7: four GANs, each with its own epochs; `toy_steps` is how many steps each progressive run spends per
+    # resolution (two runs: with and without fade-in); `n_sampled` images score each model
+    "gan_architectures": {
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, toy_steps=12, n_sampled=200,
+                                per_model=(("stylegan", 2, 64), ("ebgan", 2, 64), ("msgan", 2, 64))),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=64, toy_steps=400, n_sampled=1000,
+                              per_model=(("stylegan", 30, 64), ("ebgan", 20, 64), ("msgan", 20, 64))),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=2000, n_sampled=5000,
+                              per_model=(("stylegan", 15, 128), ("ebgan", 10, 128), ("msgan", 10, 128))),
     },
     # lesson 6: the autoencoder and the latent U-Net (`channels`); the pixel model it is compared with uses lesson 5's
     "latent_diffusion": {
@@ -206,6 +220,21 @@ class DiffusionRecipe(Recipe):
 
 
 @dataclass(frozen=True)
+class EBGANRecipe(Recipe):
+    """EBGAN: energies (reconstruction errors) of generated images are pushed up to the margin `margin`."""
+
+    margin: float = 0.1
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+@dataclass(frozen=True)
+class MSGANRecipe(GANRecipe):
+    """A conditional GAN with the mode-seeking term, weighted by `ms_weight` (0: lesson 5's plain CGAN)."""
+
+    ms_weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class Pix2PixRecipe(Recipe):
     """pix2pix: loss = cGAN + `l1_weight` * L1 when `adversarial`, L1 alone otherwise."""
 
@@ -253,6 +282,20 @@ LATENT_AE = Recipe("latent_diffusion/autoencoder", lambda s: LatentAutoencoder(l
                    cosine_lr=True)
 LATENT_UNET = DiffusionRecipe("latent_diffusion/latent_unet",
                               lambda s: UNet(channels=s.channels, num_classes=10, image_shape=(4, 7, 7)), lr=1e-3)
+
+
+# Lesson 7: GAN architectures. StyleGAN gets DCGAN's discriminator and training settings, so that at the same
+# training time the comparison is about the generator.
+STYLEGAN = GANRecipe("gan_architectures/stylegan", lambda s: GAN(StyleGenerator(), DCGANDiscriminator(width=32)),
+                     lr=2e-3, augment=1.0)
+PROGRESSIVE = GANRecipe("gan_architectures/progressive",
+                        lambda s: GAN(ProgressiveGenerator(), ProgressiveDiscriminator()), lr=1e-3, augment=1.0)
+PROGRESSIVE_JUMP = dataclasses.replace(PROGRESSIVE, name="gan_architectures/progressive_jump")  # no fade-in
+PROGRESS_FADE_SHARE = 0.5  # the fade-in lasts half of each new resolution's steps
+EBGAN = EBGANRecipe("gan_architectures/ebgan", lambda s: GAN(DCGANGenerator(z_dim=100, width=32),
+                                                              EnergyDiscriminator(width=32)), lr=1e-3, margin=0.1)
+MSGAN = MSGANRecipe("gan_architectures/msgan", lambda s: CGAN.build(s), lr=2e-3, ms_weight=1.0)
+MSGAN_OFF = dataclasses.replace(MSGAN, name="gan_architectures/cgan", ms_weight=0.0)  # the same, without the term
 
 
 def every_recipe() -> dict[str, Recipe]:

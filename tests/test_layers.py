@@ -14,7 +14,7 @@ LAYERS = [
     ("bottom", {"config", "nets", "data"}),
     ("training", {"training", "checkpoints", "fastpath", "pretrained"}),
     ("models", {"autoencoders", "vae", "gans", "toy2d", "diffusion", "unet", "conditional", "pix2pix",
-                "latent_diffusion", "classifiers"}),
+                "latent_diffusion", "classifiers", "stylegan", "progressive", "gan_variants"}),
     ("measures", {"metrics"}),
     ("recipes", {"recipes"}),
     ("ui", {"plotting", "liveplot", "widgets", "gan_dashboard"}),

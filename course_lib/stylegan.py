@@ -1,0 +1,187 @@
+"""A style-based generator (lesson 7): Karras, Laine & Aila 2019 (StyleGAN), at digit size.
+
+Instead of feeding the noise z into the first layer, StyleGAN
+
+1. maps z through an MLP to an intermediate latent w = f(z) (the *mapping network*);
+2. starts the image from a learned constant (7 x 7 here, 4 x 4 in the paper's faces);
+3. after every convolution, renormalises each feature map (instance norm) and gives it a scale and a bias computed
+   from w: AdaIN(h, w) = (1 + s(w)) * (h - mean(h)) / std(h) + b(w). Each layer has its own affine map from w,
+   so each layer's *style* can come from a different w (style mixing);
+4. adds fresh per-pixel noise to every layer, scaled per channel: the stochastic details (the exact stroke edge).
+
+AdaIN is what the lecture shows (means and deviations computed from the latent); StyleGAN2 replaced it by weight
+modulation to remove blob artefacts of large images, a problem 28 x 28 digits do not have.
+
+    >>> g = StyleGenerator()
+    >>> g(torch.randn(3, g.z_dim)).shape
+    torch.Size([3, 1, 28, 28])
+    >>> g.styles(torch.randn(3, g.z_dim)).shape  # one w per layer
+    torch.Size([3, 6, 64])
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .gans import check_noise
+from .nets import device_of, evaluating
+
+# the synthesis layers, coarse to fine: two at 7 x 7, two at 14 x 14, two at 28 x 28
+RESOLUTIONS = (7, 7, 14, 14, 28, 28)
+LEVELS = {"coarse (7 x 7)": (0, 2), "middle (14 x 14)": (2, 4), "fine (28 x 28)": (4, 6)}
+
+
+def adain(h: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Adaptive instance normalisation: AdaIN(h) = (1 + scale) * (h - mu(h)) / sigma(h) + bias, with mu and sigma
+    each feature map's own mean and standard deviation (over its pixels), and scale, bias (B, C) from the style.
+
+    >>> h = torch.randn(2, 3, 5, 5) * 4 + 7
+    >>> out = adain(h, torch.zeros(2, 3), torch.zeros(2, 3))
+    >>> round(out.mean().item(), 4), round(out.std(dim=(2, 3), unbiased=False).mean().item(), 2)
+    (0.0, 1.0)
+    """
+    normalised = F.instance_norm(h, eps=eps)  # (h - mu(h)) / sigma(h), each feature map of each image on its own
+    return torch.addcmul(bias[:, :, None, None], 1 + scale[:, :, None, None], normalised)
+
+
+class MappingNetwork(nn.Module):
+    """z (B, z_dim) -> w (B, w_dim): z normalised to unit length per coordinate, then `depth` linear layers with
+    LeakyReLU. The data need not be a simple function of a Gaussian; the MLP can warp z into a space w where they
+    are (which makes w smoother to walk in than z)."""
+
+    def __init__(self, z_dim: int = 64, w_dim: int = 64, depth: int = 4):
+        super().__init__()
+        layers, width = [], z_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, w_dim), nn.LeakyReLU(0.2)]
+            width = w_dim
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)  # "pixel norm": z on a sphere of radius sqrt(d)
+        return self.net(z)
+
+
+class StyledConv(nn.Module):
+    """conv 3 x 3 -> + noise (scaled per channel) -> LeakyReLU -> AdaIN with this layer's style."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.noise_strength = nn.Parameter(torch.zeros(out_channels))  # learned; starts with no noise
+        self.style = nn.Linear(w_dim, 2 * out_channels)  # w -> (scale, bias) of every feature map
+
+    def forward(self, h: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv(h)
+        if noise is not None:  # (B, 1, H, W): the same noise image for every channel, each channel its own strength
+            h = h + self.noise_strength[None, :, None, None] * noise
+        scale, bias = self.style(w).chunk(2, dim=1)
+        return adain(F.leaky_relu(h, 0.2), scale, bias)
+
+
+class StyleGenerator(nn.Module):
+    """The style-based generator: z (B, z_dim) -> images (B, 1, 28, 28) in [0, 1], through w and six styled layers
+    (`channels` feature maps at 7, 14 and 28 pixels).
+
+    - `styles(z, psi)`: the per-layer styles (B, 6, w_dim), pulled towards the average w by the truncation psi;
+    - `synthesis(ws, noise=True)`: images from per-layer styles; `noise=False` switches the per-layer noise off;
+    - `forward(z)`: what GAN training calls. In training mode, with probability `mixing`, the styles after a random
+      layer come from a second z (mixing regularisation), so neighbouring layers do not learn to rely on each other.
+    """
+
+    def __init__(self, z_dim: int = 64, w_dim: int = 64, channels: tuple[int, int, int] = (32, 32, 16),
+                 mixing: float = 0.9, w_avg_decay: float = 0.995):
+        super().__init__()
+        self.z_dim, self.w_dim, self.mixing, self.w_avg_decay = z_dim, w_dim, mixing, w_avg_decay
+        self.num_layers = len(RESOLUTIONS)
+        self.mapping = MappingNetwork(z_dim, w_dim)
+        width = dict(zip((7, 14, 28), channels))  # fewer feature maps where they are larger, as in StyleGAN
+        self.const = nn.Parameter(torch.randn(1, channels[0], 7, 7))
+        c_in = [channels[0]] + [width[size] for size in RESOLUTIONS[:-1]]
+        self.layers = nn.ModuleList(StyledConv(c, width[size], w_dim) for c, size in zip(c_in, RESOLUTIONS))
+        self.to_image = nn.Conv2d(channels[-1], 1, 1)
+        self.register_buffer("w_avg", torch.zeros(w_dim))  # the average w, tracked during training (truncation)
+
+    @property
+    def device(self) -> torch.device:
+        return device_of(self)
+
+    def styles(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
+        """Per-layer styles (B, num_layers, w_dim) for noise z: w = f(z) repeated for every layer, truncated:
+        w' = w_avg + psi (w - w_avg). psi = 1 leaves w as it is; psi = 0 gives the average digit."""
+        w = self.mapping(check_noise(z, self.z_dim).to(self.device))
+        w = self.w_avg + psi * (w - self.w_avg)
+        return w[:, None, :].repeat(1, self.num_layers, 1)
+
+    def synthesis(self, ws: torch.Tensor, noise: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images (B, 1, 28, 28) in [0, 1] from per-layer styles ws (B, num_layers, w_dim). The per-layer noise is
+        drawn with `generator` (the same generator gives the same details) or switched off with noise=False."""
+        ws = ws.to(self.device)
+        if ws.dim() != 3 or ws.shape[1:] != (self.num_layers, self.w_dim):
+            raise ValueError(f"Styles must be shaped (B, {self.num_layers}, {self.w_dim}), got {tuple(ws.shape)}. "
+                             f"Make them with generator.styles(z).")
+        h = self.const.expand(len(ws), -1, -1, -1)
+        for i, (layer, size) in enumerate(zip(self.layers, RESOLUTIONS)):
+            if h.shape[-1] != size:
+                h = F.interpolate(h, size=size, mode="nearest")
+            n = torch.randn(len(ws), 1, size, size, generator=generator).to(self.device) if noise else None
+            h = layer(h, ws[:, i], n)
+        return torch.sigmoid(self.to_image(h))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        ws = self.styles(z)
+        if self.training:
+            with torch.no_grad():  # the running average of w, for truncation
+                self.w_avg.lerp_(ws[:, 0].mean(dim=0), 1 - self.w_avg_decay)
+            if self.mixing > 0 and torch.rand(()) < self.mixing:
+                crossover = int(torch.randint(1, self.num_layers, ()))
+                ws = mix_styles(ws, self.styles(torch.randn_like(z)), crossover)
+        return self.synthesis(ws)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, psi: float = 1.0, noise: bool = True,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images for noise z in eval mode, with truncation psi (what the lesson's sliders call)."""
+        with evaluating(self):
+            return self.synthesis(self.styles(z, psi), noise, generator)
+
+
+def mix_styles(coarse: torch.Tensor, fine: torch.Tensor, crossover: int) -> torch.Tensor:
+    """Styles of layers 0 .. crossover - 1 from `coarse`, of layers crossover .. end from `fine` (both (B, L, w_dim)).
+
+    >>> a, b = torch.zeros(1, 6, 2), torch.ones(1, 6, 2)
+    >>> mix_styles(a, b, 2)[0, :, 0].tolist()
+    [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    if not 0 <= crossover <= coarse.shape[1]:
+        raise ValueError(f"crossover is a layer index from 0 to {coarse.shape[1]}, got {crossover}.")
+    return torch.cat([coarse[:, :crossover], fine[:, crossover:]], dim=1)
+
+
+@torch.no_grad()
+def mixing_grid(generator: StyleGenerator, z_coarse: torch.Tensor, z_fine: torch.Tensor, crossover: int,
+                psi: float = 1.0) -> torch.Tensor:
+    """The style-mixing grid: row i takes its coarse styles from z_coarse[i], column j its fine styles from z_fine[j].
+    Returns (rows * cols, 1, 28, 28), row by row; the same noise in every cell, so only the styles differ."""
+    rows, cols = len(z_coarse), len(z_fine)
+    coarse = generator.styles(z_coarse, psi).repeat_interleave(cols, dim=0)
+    fine = generator.styles(z_fine, psi).repeat(rows, 1, 1)
+    with evaluating(generator):
+        noise_seed = torch.Generator().manual_seed(0)
+        return generator.synthesis(mix_styles(coarse, fine, crossover), generator=noise_seed).cpu()
+
+
+@torch.no_grad()
+def path_length(decode, a: torch.Tensor, b: torch.Tensor, features, steps: int = 16) -> torch.Tensor:
+    """How much the image changes along the straight path from latents a to b (B, D each): the sum over `steps`
+    segments of the squared distance between consecutive images' `features` (e.g. the digit classifier's),
+    per path. A perceptual path length (Karras et al. 2019) in miniature: a space where equal steps change the
+    image evenly has short paths; one that crosses gaps between digits jumps and has long ones.
+
+    >>> line = lambda z: z[:, :, None, None].expand(-1, 1, 28, 28)
+    >>> path_length(line, torch.zeros(2, 1), torch.ones(2, 1), lambda x: x.flatten(1), steps=4).tolist()
+    [196.0, 196.0]
+    """
+    t = torch.linspace(0, 1, steps + 1)
+    feats = [features(decode((1 - s) * a + s * b)) for s in t]
+    return sum((f1 - f0).pow(2).sum(dim=1) for f0, f1 in zip(feats, feats[1:])).cpu()
