@@ -259,11 +259,11 @@ mixer = FrameScrubber(frames, values=list(range(G.num_layers + 1)), description=
 mixer
 
 # %% [markdown]
-# Which level decides what? Mix 300 pairs at each crossover and ask the digit classifier which digit each mixed image
+# Which level decides what? Mix many pairs at each crossover and ask the digit classifier which digit each mixed image
 # shows: the digit of the coarse source (rows), of the fine source (columns), or neither.
 
 # %%
-n = 300
+n = S.n_sampled // 4  # pairs
 za, zb = stylegan.sample_z(n, torch.Generator().manual_seed(5)), stylegan.sample_z(n, torch.Generator().manual_seed(6))
 with torch.no_grad():
     wa, wb = G.styles(za), G.styles(zb)
@@ -334,10 +334,11 @@ plt.show()
 
 # %% [markdown]
 # A smooth space changes the image evenly along a straight path. The *path length* adds up how much the image's
-# features (the digit classifier's) change over 16 equal steps; long paths mean jumps. Averaged over 200 pairs:
+# features (the digit classifier's) change over 16 equal steps; long paths mean jumps. Averaged over many pairs:
 
 # %%
-za, zb = stylegan.sample_z(200, torch.Generator().manual_seed(10)), stylegan.sample_z(200, torch.Generator().manual_seed(11))
+pairs = S.n_sampled // 5
+za, zb = stylegan.sample_z(pairs, torch.Generator().manual_seed(10)), stylegan.sample_z(pairs, torch.Generator().manual_seed(11))
 
 
 def from_z(z):
@@ -351,7 +352,7 @@ def from_w(w):
 with torch.no_grad():
     length_z = path_length(from_z, za, zb, lambda x: classifier.features(x.cpu())).mean().item()
     length_w = path_length(from_w, G.mapping(za), G.mapping(zb), lambda x: classifier.features(x.cpu())).mean().item()
-print(f"mean path length: in z {length_z:.1f}, in w {length_w:.1f}")
+print(f"mean path length over {pairs} pairs: in z {length_z:.1f}, in w {length_w:.1f}")
 
 # %% [markdown]
 # ## 6. Per-layer noise
