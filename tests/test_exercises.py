@@ -4,6 +4,8 @@ the graders expect the library's numbers."""
 import pytest
 import torch
 
+from course_lib.exercises.lesson7_gan_architectures import adain_solution, fade_solution, mode_seeking_solution
+
 from course_lib import exercises
 from course_lib.exercises import EXERCISES, Exercise, check, register, solution
 from course_lib.exercises.lesson1_autoencoders import ae_loss_solution, mask_pixels_solution
@@ -16,7 +18,8 @@ from course_lib.exercises.lesson6_latent_diffusion import latent_scale_solution
 NAMES = (  # the exercises the notebooks call, in lesson order
     "ae_loss", "mask_pixels", "ae_params", "linear_ae", "kl", "reparameterize", "beta", "gan_d_loss", "g_loss_ns",
     "optimal_d", "v_at_optimum", "q_sample", "reverse_step", "signal_left", "one_hot", "guidance", "pix2pix_g_loss",
-    "guidance_cost", "latent_factor", "latent_scale", "decode_when",
+    "guidance_cost", "latent_factor", "latent_scale", "decode_when", "adain", "fade_in", "mode_seeking", "psi_zero",
+    "identity_level",
 )
 
 RIGHT_ANSWERS = {
@@ -41,6 +44,11 @@ RIGHT_ANSWERS = {
     "latent_factor": 4,
     "latent_scale": latent_scale_solution,
     "decode_when": "b",
+    "adain": adain_solution,
+    "fade_in": fade_solution,
+    "mode_seeking": mode_seeking_solution,
+    "psi_zero": "b",
+    "identity_level": "a",
 }
 
 
@@ -224,6 +232,9 @@ def test_latent_diffusion_mistakes_get_their_hint(name, answer, hint, capsys):
 
 def test_every_exercise_rejects_at_least_one_plausible_wrong_answer():
     lists = MISTAKES_1_2 + MISTAKES_GAN_THEORY + MISTAKES_DIFFUSION + MISTAKES_CONDITIONAL + MISTAKES_LATENT
+    from test_gan_architectures import MISTAKES_7  # lesson 7's mistakes live with lesson 7's tests
+
+    lists = lists + MISTAKES_7
     tried = {name for name, _, _ in lists} | {"gan_d_loss", "g_loss_ns"}  # the last two: MISTAKES_GAN_D, _G_NS
     assert MISTAKES_GAN_D and MISTAKES_G_NS and tried == set(EXERCISES)
 

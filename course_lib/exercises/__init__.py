@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (imported to register their exercises, in lesson 
     lesson4_diffusion,
     lesson5_conditional,
     lesson6_latent_diffusion,
+    lesson7_gan_architectures,
 )
 
 __all__ = ["EXERCISES", "Exercise", "check", "register", "solution"]
