@@ -165,8 +165,8 @@ plt.show()
 
 # %%
 stage_of = {step: grow.schedule(step) for step in snaps_fade.at_step}
-scrubber = FrameScrubber(snaps_fade.frames, values=snaps_fade.at_step, description="step", nrow=16,
-                         captions=[f"{7 * 2 ** stage_of[s][0]} x {7 * 2 ** stage_of[s][0]} pixels, alpha "
+scrubber = FrameScrubber(snaps_fade.frames, nrow=16,
+                         captions=[f"step {s}: {7 * 2 ** stage_of[s][0]} x {7 * 2 ** stage_of[s][0]} pixels, alpha "
                                    f"{stage_of[s][1]:.2f}" for s in snaps_fade.at_step])
 scrubber
 
@@ -253,9 +253,9 @@ for crossover in range(G.num_layers + 1):
     rows = torch.cat([torch.cat([torch.zeros(1, 1, 28, 28), sources_b]).unsqueeze(0),
                       torch.cat([sources_a.unsqueeze(1), grid], dim=1)])  # (6, 7, 1, 28, 28)
     frames.append(rows.flatten(0, 1))
-mixer = FrameScrubber(frames, values=list(range(G.num_layers + 1)), description="crossover", nrow=7, start=2,
-                      captions=[f"layers 0-{k - 1} from the row's latent, {k}-5 from the column's" if k else
-                                "every layer from the column's latent" for k in range(G.num_layers + 1)])
+mixer = FrameScrubber(frames, description="crossover", nrow=7,
+                      captions=[f"crossover {k}: layers 0-{k - 1} from the row's latent, {k}-5 from the column's" if k
+                                else "crossover 0: every layer from the column's latent" for k in range(G.num_layers + 1)])
 mixer
 
 # %% [markdown]
@@ -298,7 +298,7 @@ exercises.check("identity_level", my_answer)
 psis = [round(0.1 * i, 1) for i in range(11)]
 z16 = stylegan.sample_z(16, torch.Generator().manual_seed(7))
 truncation = FrameScrubber([G.generate(z16, psi, generator=torch.Generator().manual_seed(0)).cpu() for psi in psis],
-                           values=psis, description="psi", nrow=16, start=-1)
+                           captions=[f"psi = {psi}" for psi in psis], description="psi", nrow=16)
 truncation
 
 # %% [markdown]
