@@ -15,17 +15,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import check_images
-from .nets import device_of
+from .data import check_images, check_pixels
+from .nets import check_finite, check_float32, device_of
 
 
 def ae_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """L_AE = 1/n sum_i ||x_i - x_hat_i||^2: squared error summed over the pixels of an image, averaged over images.
+    x are images with pixels in [0, 1] (0-255 pixels or NaN are refused with the fix); x_hat may stray outside
+    (PCA's reconstructions do) but must be finite. x is moved to x_hat's device, where the model put its output.
 
     >>> float(ae_loss(torch.ones(2, 1, 28, 28), torch.zeros(2, 1, 28, 28)))
     784.0
     """
-    return (x - x_hat).pow(2).flatten(1).sum(dim=1).mean()
+    check_pixels(x, "the images x")
+    check_finite(check_float32(x_hat, "the reconstructions x_hat"), "the reconstructions x_hat")
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}. "
+                         f"Compare each image with its own reconstruction: ae_loss(x, model(x)).")
+    return (x.to(x_hat.device) - x_hat).pow(2).flatten(1).sum(dim=1).mean()
 
 
 class Autoencoder(nn.Module):
@@ -38,13 +45,14 @@ class Autoencoder(nn.Module):
         return self.encoder(check_images(x).to(device_of(self)))
 
     def check_code(self, z: torch.Tensor) -> torch.Tensor:
-        """Raise a clear error unless `z` is a batch of codes shaped (B, latent_dim)."""
+        """Raise a clear error unless `z` is a batch of finite float32 codes shaped (B, latent_dim)."""
+        check_float32(z, "the code z")
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(
                 f"This decoder takes codes shaped (B, {self.latent_dim}), got {tuple(z.shape)}. "
                 f"For a single code use z.view(1, {self.latent_dim})."
             )
-        return z
+        return check_finite(z, "the code z")
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.check_code(z).to(device_of(self)))
@@ -116,7 +124,9 @@ class PCA(Autoencoder):
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> "PCA":
-        flat = check_images(x).flatten(1)
+        if len(check_images(x)) < 2:
+            raise ValueError(f"PCA needs at least 2 images to find directions of spread, got {len(x)}.")
+        flat = x.flatten(1)
         self.mean = flat.mean(dim=0)
         _, _, vh = torch.linalg.svd(flat - self.mean, full_matrices=False)
         self.components = vh[: self.latent_dim]
@@ -136,6 +146,9 @@ def fit_code_gaussian(codes: torch.Tensor) -> torch.distributions.MultivariateNo
     >>> fit_code_gaussian(torch.randn(500, 3)).sample((4,)).shape
     torch.Size([4, 3])
     """
+    check_finite(codes, "the codes")
+    if codes.dim() != 2 or len(codes) < 2:
+        raise ValueError(f"Expected at least 2 codes shaped (n, latent_dim) to fit a Gaussian, got {tuple(codes.shape)}.")
     codes = codes.detach().double().cpu()
     covariance = torch.cov(codes.T) + 1e-6 * torch.eye(codes.shape[1], dtype=codes.dtype)
     return torch.distributions.MultivariateNormal(codes.mean(0).float(), covariance_matrix=covariance.float())
@@ -145,19 +158,21 @@ def fit_code_gaussian(codes: torch.Tensor) -> torch.distributions.MultivariateNo
 
 def add_gaussian_noise(x: torch.Tensor, std: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
     """x~ = clip(x + std * eps, 0, 1) with eps ~ N(0, I)."""
+    check_pixels(x)
     eps = torch.randn(x.shape, generator=generator).to(x.device)
     return (x + std * eps).clamp(0, 1)
 
 
 def mask_pixels(x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
     """x~ = x with each pixel set to 0 independently with probability p (masking noise)."""
+    check_pixels(x)
     keep = (torch.rand(x.shape, generator=generator) >= p).to(x.device)
     return x * keep
 
 
 def mask_square(x: torch.Tensor, size: int = 12, generator: torch.Generator | None = None) -> torch.Tensor:
     """x~ = x with one size x size square per image blacked out at a random place (what inpainting must fill)."""
-    x = x.clone()
+    x = check_images(x).clone()
     corners = torch.randint(0, 28 - size + 1, (x.shape[0], 2), generator=generator)
     for img, (top, left) in zip(x, corners.tolist()):
         img[:, top : top + size, left : left + size] = 0
@@ -166,6 +181,7 @@ def mask_square(x: torch.Tensor, size: int = 12, generator: torch.Generator | No
 
 def downsample(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """x~ = x averaged down by `factor` and blown back up to 28 x 28 with blocky pixels (what upsampling must undo)."""
+    check_pixels(x)
     small = F.avg_pool2d(x, factor)
     return F.interpolate(small, scale_factor=factor, mode="nearest")
 
@@ -173,6 +189,7 @@ def downsample(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
 def random_corruption(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image gets one corruption picked at random: noise, masked pixels, a masked square, or 2x / 4x low-res.
     One denoising autoencoder trained on this mix can denoise, inpaint and upsample."""
+    check_images(x)
     choices = [
         lambda b: add_gaussian_noise(b, 0.5, generator),
         lambda b: mask_pixels(b, 0.5, generator),

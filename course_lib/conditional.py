@@ -22,6 +22,8 @@ pix2pix, the image-conditioned GAN, lives in `course_lib.pix2pix`.
             [1., 0., 0., 0., 0., 0., 0., 0., 0., 0.]])
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,7 +32,7 @@ from .data import check_images, random_affine
 from .gans import GAN, DCGANDiscriminator, DCGANGenerator, check_noise
 from .diffusion import DiffusionSchedule, diffusion_loss
 from .fastpath import fast_autocast
-from .nets import device_of, evaluating
+from .nets import check_finite, check_float32, device_of, evaluating
 from .vae import bernoulli_nll, kl_to_standard_normal, reparameterize
 
 NUM_CLASSES = 10
@@ -189,10 +191,11 @@ class ConditionalVAE(nn.Module):
 
     def logits(self, z: torch.Tensor, y) -> torch.Tensor:
         """The decoder's pre-sigmoid output for codes z (B, latent_dim) and labels y (B,)."""
+        check_float32(z, "the code z")
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"This CVAE's codes have {self.latent_dim} numbers: expected z shaped (B, "
                              f"{self.latent_dim}), got {tuple(z.shape)}. For one code use z.view(1, {self.latent_dim}).")
-        z = z.to(device_of(self))
+        z = check_finite(z, "the code z").to(device_of(self))
         return self.decoder(torch.cat([z, self._label(y, len(z), z.device)], dim=1))
 
     def decode(self, z: torch.Tensor, y) -> torch.Tensor:
@@ -295,9 +298,14 @@ class GuidedModel(nn.Module):
         super().__init__()
         if getattr(model, "num_classes", None) is None:
             raise ValueError("Guidance needs a class-conditional U-Net: build it with UNet(num_classes=10).")
-        if w < 0:
-            raise ValueError(f"The guidance scale w is 0 (unconditional), 1 (conditional) or more; got w={w}.")
-        self.model, self.w, self.fast = model, float(w), fast
+        try:
+            scale = float(w)
+        except (TypeError, ValueError):
+            scale = math.nan
+        if not math.isfinite(scale) or scale < 0:
+            raise ValueError(f"The guidance scale w is a number: 0 (unconditional), 1 (conditional) or more, e.g. "
+                             f"w=3.0; got w={w!r}.")
+        self.model, self.w, self.fast = model, scale, fast
         self.labels = check_labels(labels, num_classes=model.num_classes)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

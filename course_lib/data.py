@@ -20,15 +20,20 @@ Where the images come from (`source`):
     (torch.Size([100, 1, 28, 28]), torch.float32, True, True)
 """
 
+import hashlib
 import math
 import os
+import re
 import socket
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets
+
+from .nets import check_finite, check_float32
 
 DATASETS = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}
 SOURCES = ("auto", "bundled", "download")
@@ -37,6 +42,10 @@ BUNDLED_ROOT = Path(__file__).parent / "assets" / "mnist_subset"
 FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 DOWNLOAD_TIMEOUT_S = 10  # an unreachable mirror should fail in seconds, not hang a lesson
 _download_failed = False  # after one failed download, "auto" goes straight to the bundled digits
+_told: set[str] = set()  # one-line notices already printed this session
+PIXEL_SLACK = 0.01  # how far outside [0, 1] an image may stray (round-off of a sigmoid, an interpolation) and pass
+REINSTALL = ("Reinstall the course (in its folder: pip install --force-reinstall --no-deps -e .; on Colab run the "
+             "install cell again), or restore the folder with `git checkout course_lib/assets`")
 
 
 def offline_mode() -> bool:
@@ -45,17 +54,32 @@ def offline_mode() -> bool:
 
 
 def cache_dir() -> Path:
-    """Where downloaded datasets live: `COURSE_DATA_DIR`, or `~/.cache/course_lib/data`. Created if missing."""
+    """Where downloaded datasets live: `COURSE_DATA_DIR`, or `~/.cache/course_lib/data`. Created if missing; a path
+    that is a file, or that cannot be created, is an error that names COURSE_DATA_DIR and the fix."""
     path = Path(os.environ.get("COURSE_DATA_DIR") or Path.home() / ".cache" / "course_lib" / "data").expanduser()
+    fix = ("Point COURSE_DATA_DIR at a folder you can write to, e.g. `export COURSE_DATA_DIR=$HOME/course_data`, "
+           "or use the bundled digits with load_dataset('mnist', source='bundled').")
+    if path.exists() and not path.is_dir():
+        raise DataDirError(f"COURSE_DATA_DIR={path} is a file, not a folder, so no dataset can be kept there. {fix}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise RuntimeError(
-            f"The data cache directory {path} does not exist and cannot be created ({err.strerror}). "
-            f"Point COURSE_DATA_DIR at a folder you can write to, e.g. `export COURSE_DATA_DIR=$HOME/course_data`, "
-            f"or use the bundled digits with load_dataset('mnist', source='bundled')."
-        ) from None
+        raise DataDirError(f"The data cache directory {path} does not exist and cannot be created ({err.strerror}). "
+                           f"{fix}") from None
     return path
+
+
+class DataDirError(RuntimeError):
+    """The data cache folder (COURSE_DATA_DIR) is unusable: a file, not creatable, or not writable for a download."""
+
+
+def _writable(path: Path) -> None:
+    """Raise DataDirError unless a download can write into `path`."""
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataDirError(f"The data cache directory {path} is read-only, so a dataset cannot be downloaded into it. "
+                           f"Point COURSE_DATA_DIR at a folder you can write to, e.g. "
+                           f"`export COURSE_DATA_DIR=$HOME/course_data`, or use the bundled digits with "
+                           f"load_dataset('mnist', source='bundled').")
 
 
 def load_dataset(name: str = "mnist", split: str = "train", n: int | None = None, source: str = "auto") -> TensorDataset:
@@ -97,6 +121,12 @@ def make_loader(dataset: TensorDataset, batch_size: int, shuffle: bool = True, s
     >>> [x.shape[0] for x, y in loader]
     [32, 32]
     """
+    if len(dataset) == 0:
+        raise ValueError("make_loader got an empty dataset (0 images), so there is nothing to train on. Check how it "
+                         "was made, e.g. load_dataset('mnist', n=1000).")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size is how many images go into one step, a whole number >= 1, e.g. 64; got "
+                         f"{batch_size!r}.")
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
 
 
@@ -106,11 +136,41 @@ def _bundled(name: str, split: str) -> datasets.MNIST:
             f"Only MNIST digits are bundled; {name!r} needs one download. Connect to the internet once and use "
             f"source='download' (it is cached in {cache_dir()}), or use load_dataset('mnist')."
         )
+    prefix = "train" if split == "train" else "t10k"
+    for kind in ("images-idx3", "labels-idx1"):
+        verify_bundled(f"{prefix}-{kind}-ubyte")
     return datasets.MNIST(root=BUNDLED_ROOT, train=split == "train", download=False)
+
+
+def bundled_hashes() -> dict[str, str]:
+    """{file name: sha256} of the bundled MNIST files, as listed in `assets/mnist_subset/PROVENANCE.md`."""
+    provenance = BUNDLED_ROOT / "PROVENANCE.md"
+    if not provenance.exists():
+        raise FileNotFoundError(f"{provenance} is missing, so the bundled digits cannot be checked. {REINSTALL}.")
+    return dict(re.findall(r"^\| (\S+-ubyte) \| ([0-9a-f]{64}) \|$", provenance.read_text(), flags=re.M))
+
+
+def verify_bundled(file: str) -> None:
+    """Check one bundled MNIST file against its sha256 in PROVENANCE.md; raise an error that says to reinstall when
+    it is missing or damaged (a changed byte would otherwise load as a wrong digit or label, without a word)."""
+    path = BUNDLED_ROOT / "MNIST" / "raw" / file
+    if not path.is_file():
+        raise FileNotFoundError(f"The bundled MNIST file {path} is missing: this installation of the course is "
+                                f"incomplete. {REINSTALL}.")
+    stat = path.stat()
+    if _sha256(path, stat.st_size, stat.st_mtime_ns) != bundled_hashes().get(file):
+        raise ValueError(f"The bundled MNIST file {path} does not match its sha256 in PROVENANCE.md: it was changed "
+                         f"or damaged, and would give wrong digits or labels. {REINSTALL}.")
+
+
+@lru_cache(maxsize=16)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:  # size and time: a changed file is hashed again
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _download(name: str, split: str) -> datasets.VisionDataset:
     root = cache_dir()
+    _writable(root)
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
@@ -130,24 +190,37 @@ def _auto(name: str, split: str) -> datasets.VisionDataset:
     if offline and name == "mnist":
         return _bundled(name, split)
     try:
-        cached = DATASETS[name](root=cache_dir(), train=split == "train", download=False)
-        return cached
-    except RuntimeError:
-        pass  # not cached yet
-    if offline:
-        return _bundled(name, split)  # explains that only MNIST is bundled
-    try:
+        root = cache_dir()
+        try:
+            return DATASETS[name](root=root, train=split == "train", download=False)
+        except RuntimeError:
+            pass  # not cached yet
+        if offline:
+            return _bundled(name, split)  # explains that only MNIST is bundled
         return _download(name, split)
+    except DataDirError as err:  # the folder, not the network: say so, every session, and do not blame the network
+        if name != "mnist":
+            raise
+        _tell(f"{err} Using the 5,000 bundled MNIST digits for now.")
+        return _bundled(name, split)
     except RuntimeError:
         if name != "mnist":
             raise
-        _download_failed = True
+        _download_failed = True  # so this is said once: later loads go straight to the bundled digits
         print("Could not download MNIST (offline?); using the 5,000 bundled MNIST digits instead.")
         return _bundled(name, split)
 
 
+def _tell(message: str) -> None:
+    """Print a notice once per session (a lesson loads two splits: one notice is enough)."""
+    if message not in _told:
+        _told.add(message)
+        print(message)
+
+
 def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
-    """Raise a clear error unless `x` is a batch of digit images shaped (B, 1, 28, 28); return it unchanged.
+    """Raise a clear error unless `x` is a batch of digit images shaped (B, 1, 28, 28) with float32 pixels in [0, 1]
+    (see `check_pixels`); return it unchanged.
 
     >>> check_images(torch.zeros(28, 28))
     Traceback (most recent call last):
@@ -161,8 +234,31 @@ def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
             f"Expected {what} shaped (B, 1, 28, 28), got {tuple(x.shape)}. For one image use x.view(1, 1, 28, 28); "
             f"for a batch of flat vectors use x.view(-1, 1, 28, 28)."
         )
-    if not x.is_floating_point():
-        raise TypeError(f"Expected float {what} in [0, 1], got dtype {x.dtype}. Use x.float() / 255 for 0-255 pixels.")
+    return check_pixels(x, what)
+
+
+def check_pixels(x: torch.Tensor, what: str = "images") -> torch.Tensor:
+    """Raise a clear error unless `x` holds float32 pixels in [0, 1], of any shape; return it unchanged. 0-255 pixels,
+    images in [-1, 1], float64 or integer tensors, NaN and inf are each refused with the fix.
+
+    >>> check_pixels(torch.full((2, 1, 28, 28), 255.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected images with pixels in [0, 1], got values from 255 to 255. These look like 0-255 pixels: divide by 255 (x / 255).
+    """
+    check_float32(x, what)
+    check_finite(x, what)
+    if x.is_meta or x.numel() == 0:
+        return x
+    low, high = (float(v) for v in torch.aminmax(x.detach()))
+    if low < -PIXEL_SLACK or high > 1 + PIXEL_SLACK:
+        if high > 2:
+            hint = "These look like 0-255 pixels: divide by 255 (x / 255)."
+        elif low >= -1 - PIXEL_SLACK and high <= 1 + PIXEL_SLACK:
+            hint = "These look like images in [-1, 1]: map them to [0, 1] with (x + 1) / 2."
+        else:
+            hint = "Keep pixels in [0, 1], e.g. with x.clamp(0, 1) after adding noise."
+        raise ValueError(f"Expected {what} with pixels in [0, 1], got values from {low:.3g} to {high:.3g}. {hint}")
     return x
 
 

@@ -31,7 +31,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .nets import evaluating
+from .data import check_pixels
+from .nets import check_finite, check_float32, device_of, evaluating
 
 KINDS = ("linear", "cosine")
 
@@ -111,7 +112,7 @@ class DiffusionSchedule:
         >>> DiffusionSchedule().snr(torch.tensor([0, 999]))
         tensor([9.9990e+03, 4.0360e-05])
         """
-        t = torch.as_tensor(t, device=self.alpha_bars.device)
+        t = check_timesteps(t, self.T).to(self.alpha_bars.device)
         return self.alpha_bars[t] / self.sqrt_one_minus_alpha_bars[t] ** 2  # 1 - abar_t kept from float64
 
     def to(self, device: torch.device | str) -> "DiffusionSchedule":
@@ -129,8 +130,29 @@ class DiffusionSchedule:
         return f"DiffusionSchedule(T={self.T}, kind={self.kind!r})"
 
 
+def check_timesteps(t: int | torch.Tensor, T: int) -> torch.Tensor:
+    """t as a long tensor, or a clear error unless every t is a whole number in 0 .. T-1. (Python would read a
+    negative t as counting from the end of the schedule, t = -1 as T-1: a silent wrong step.)
+
+    >>> check_timesteps(torch.tensor([0, -1]), T=1000)
+    Traceback (most recent call last):
+    ...
+    ValueError: Timesteps run from 0 to T-1 = 999, got values from -1 to 0. Draw them with torch.randint(0, 1000, (B,)); the clean image is t = 0.
+    """
+    t = torch.as_tensor(t)
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise TypeError(f"Timesteps are whole numbers 0 .. {T - 1}, got dtype {t.dtype}. Use t.long().")
+    if t.numel() and not t.is_meta:
+        low, high = (int(v) for v in torch.aminmax(t))
+        if low < 0 or high >= T:
+            raise ValueError(f"Timesteps run from 0 to T-1 = {T - 1}, got values from {low} to {high}. Draw them "
+                             f"with torch.randint(0, {T}, (B,)); the clean image is t = 0.")
+    return t.long()
+
+
 def _at(values: torch.Tensor, t: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """values[t], shaped to broadcast over x: a scalar for an int t, (B, 1, 1, 1) for a (B,) tensor t."""
+    t = t if isinstance(t, int) and 0 <= t < len(values) else check_timesteps(t, len(values))
     v = values[torch.as_tensor(t, device=values.device)].to(device=x.device, dtype=x.dtype)
     return v.view(-1, *([1] * (x.dim() - 1))) if v.dim() else v
 
@@ -154,6 +176,7 @@ def q_sample(schedule: DiffusionSchedule, x0: torch.Tensor, t: int | torch.Tenso
     >>> x_t[:, 0, 0, 0]  # x_0 = 0, eps = 1: sqrt(1 - abar_t), 0.01 at t = 0 and about 1 at t = 999
     tensor([0.0100, 1.0000])
     """
+    eps = eps.to(x0.device)
     return _at(schedule.sqrt_alpha_bars, t, x0) * x0 + _at(schedule.sqrt_one_minus_alpha_bars, t, x0) * eps
 
 
@@ -177,7 +200,7 @@ def forward_trajectory(schedule: DiffusionSchedule, x0: torch.Tensor, ts, genera
     >>> frames.shape
     torch.Size([3, 2, 1, 28, 28])
     """
-    x0 = to_model_range(x0)
+    x0 = to_model_range(check_pixels(x0, "the clean images x0"))
     eps = _randn(x0.shape, generator, x0.device)
     frames = torch.stack([q_sample(schedule, x0, int(t), eps) for t in ts])
     return to_image_range(frames) if image_range else frames
@@ -203,13 +226,18 @@ def diffusion_loss(eps_model: Callable, schedule: DiffusionSchedule, x0: torch.T
     `min_snr_gamma` (e.g. 5) weighs each image's error by min(SNR(t), gamma) / SNR(t) ("Min-SNR", Hang et al.
     2023): nearly clean images (high SNR, where predicting the noise is easy but teaches little about the digit's
     shape) count less, noisy ones fully. Lessons 4 and 5 use it: on a CPU it reaches good samples several times sooner.
+    x0 goes to the network's device (an nn.Module's own, or wherever a function returns its prediction).
     """
+    check_finite(check_float32(x0, "the clean images x0"), "the clean images x0")
+    if isinstance(eps_model, nn.Module):
+        x0 = x0.to(device_of(eps_model))
     if image_range:
-        low, high = torch.aminmax(x0.detach())
-        if low < -1e-3 or high > 1 + 1e-3:
-            raise ValueError(f"diffusion_loss expects images in [0, 1], got values in [{low:.2f}, {high:.2f}]. "
-                             f"If your data is already in [-1, 1], pass to_image_range(x0); for latents or other "
-                             f"data used as they are, pass image_range=False.")
+        try:
+            check_pixels(x0, "the clean images x0")
+        except ValueError as err:
+            raise ValueError(f"{err} (diffusion_loss maps images in [0, 1] to [-1, 1] itself: for data already in "
+                             f"[-1, 1] pass to_image_range(x0); for latents or other data used as they are, pass "
+                             f"image_range=False.)") from None
         x0 = to_model_range(x0)
     b = x0.shape[0]
     if generator is None:
@@ -217,10 +245,11 @@ def diffusion_loss(eps_model: Callable, schedule: DiffusionSchedule, x0: torch.T
     else:
         t = torch.randint(0, schedule.T, (b,), generator=generator, device=generator.device).to(x0.device)
     eps = _randn(x0.shape, generator, x0.device)
-    error = (eps - _predict(eps_model, q_sample(schedule, x0, t, eps), t)).pow(2)
+    pred = _predict(eps_model, q_sample(schedule, x0, t, eps), t)
+    error = (eps.to(pred.device) - pred).pow(2)
     if min_snr_gamma is None:
         return error.mean()
-    snr = schedule.snr(t.to(schedule.alpha_bars.device)).to(x0.device)
+    snr = schedule.snr(t.to(schedule.alpha_bars.device)).to(error.device)
     return (error.flatten(1).mean(dim=1) * snr.clamp(max=min_snr_gamma) / snr).mean()
 
 
@@ -268,6 +297,7 @@ def ddim_update(schedule: DiffusionSchedule, x_t: torch.Tensor, t: int, t_prev: 
     eta = 0: deterministic; eta = 1: the DDPM posterior's noise. Returns (x_{t_prev}, x0_hat). `clip` is the
     range x0_hat is clipped to, [-clip, clip]; None for data without a fixed range (latents).
     """
+    check_eta(eta)
     abar = _at(schedule.alpha_bars, t, x_t)
     abar_prev = _at(schedule.alpha_bars, t_prev, x_t) if t_prev >= 0 else torch.ones((), device=x_t.device)
     x0_hat = predict_x0(schedule, x_t, t, eps)
@@ -281,6 +311,14 @@ def ddim_update(schedule: DiffusionSchedule, x_t: torch.Tensor, t: int, t_prev: 
     if eta > 0 and z is not None:
         x_prev = x_prev + sigma * z
     return x_prev, x0_hat
+
+
+def check_eta(eta: float) -> float:
+    """eta, or a clear error unless 0 <= eta <= 1 (beyond 1 the noise DDIM adds would exceed what is left of x_t)."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta sets how much fresh noise DDIM adds at each step: 0 (deterministic, the same noise gives "
+                         f"the same images) up to 1 (as much as DDPM). Got eta={eta}; try eta=0.0.")
+    return eta
 
 
 @dataclass
@@ -328,7 +366,10 @@ def _start(eps_model, n, noise, generator, device, shape) -> torch.Tensor:
     if noise is None:
         if n is None:
             raise ValueError("Say how many images to sample (n=16), or pass the starting noise (noise=x_T).")
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n is how many images to sample, a whole number >= 1, got {n!r}.")
         return _randn((n, *shape), generator, device)
+    check_finite(check_float32(noise, "the starting noise"), "the starting noise")
     if n is not None and n != noise.shape[0]:
         raise ValueError(f"n={n} but noise holds {noise.shape[0]} starting images; pass n=None or n={noise.shape[0]}.")
     return noise.to(device)
@@ -385,6 +426,7 @@ def ddim_sample(eps_model: Callable, schedule: DiffusionSchedule, n: int | None 
 
         images, trajectory = ddim_sample(unet, schedule, n=16, steps=50, eta=0.0, record_every=5)
     """
+    check_eta(eta)
     x = _start(eps_model, n, noise, generator, device, shape)
     ts = ddim_timesteps(schedule.T, steps)
     trajectory = Trajectory(image_range) if record_every else None

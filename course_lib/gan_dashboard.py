@@ -21,6 +21,7 @@ cell instead, redrawing every `every_s` seconds; `python -m course_lib.gan_dashb
 
 import asyncio
 import io
+import math
 import time
 from collections import defaultdict
 
@@ -70,6 +71,22 @@ def _check_names(toy: str, loss: str) -> None:
                          f"e.g. GANDashboard(loss='non_saturating').")
 
 
+LR_RANGE = (1e-5, 1e-1)  # what the learning-rate sliders offer
+MAX_D_STEPS = 20  # the D-steps slider's upper end, however many are asked for
+
+
+def _check_controls(lr_d: float, lr_g: float, d_steps: int) -> None:
+    """Refuse what the sliders could not show, rather than clamp it silently (asked for 1.0, trained at 0.1)."""
+    low, high = LR_RANGE
+    for name, lr in (("lr_d", lr_d), ("lr_g", lr_g)):
+        if not (isinstance(lr, (int, float)) and low <= lr <= high):
+            raise ValueError(f"{name}={lr!r} is outside the learning-rate slider's range {low:g} .. {high:g}; "
+                             f"choose a value in it, e.g. GANDashboard({name}=1e-3).")
+    if isinstance(d_steps, bool) or not isinstance(d_steps, int) or not 1 <= d_steps <= MAX_D_STEPS:
+        raise ValueError(f"d_steps={d_steps!r} must be a whole number from 1 to {MAX_D_STEPS} (discriminator updates "
+                         f"per generator update), e.g. GANDashboard(d_steps=1).")
+
+
 class GANDashboard:
     """An MLP GAN training on toy `toy` with loss `loss`, its live figure and its controls.
 
@@ -82,6 +99,7 @@ class GANDashboard:
                  d_steps: int = 1, z_dim: int = 2, batch_size: int = 256, seed: int = 0, every_s: float = 0.15,
                  steps_per_frame: int = 5):
         _check_names(toy, loss)
+        _check_controls(lr_d, lr_g, d_steps)
         self.z_dim, self.batch_size, self.seed = z_dim, batch_size, seed
         self.every_s, self.steps_per_frame = every_s, steps_per_frame
         self.headless = is_headless()
@@ -96,9 +114,10 @@ class GANDashboard:
         wide = widgets.Layout(width="300px")
         self.toy_menu = widgets.Dropdown(options=list(TOYS), value=toy, description="toy", layout=wide)
         self.loss_menu = widgets.Dropdown(options=list(LOSSES), value=loss, description="loss", layout=wide)
-        self.lr_d = widgets.FloatLogSlider(value=lr_d, base=10, min=-5, max=-1, step=0.1, description="lr D",
+        low, high = (math.log10(v) for v in LR_RANGE)
+        self.lr_d = widgets.FloatLogSlider(value=lr_d, base=10, min=low, max=high, step=0.1, description="lr D",
                                            readout_format=".1e", layout=wide)
-        self.lr_g = widgets.FloatLogSlider(value=lr_g, base=10, min=-5, max=-1, step=0.1, description="lr G",
+        self.lr_g = widgets.FloatLogSlider(value=lr_g, base=10, min=low, max=high, step=0.1, description="lr G",
                                            readout_format=".1e", layout=wide)
         self.d_steps = widgets.IntSlider(value=d_steps, min=1, max=max(5, d_steps), description="D steps",
                                          layout=wide)
@@ -235,7 +254,8 @@ class GANDashboard:
         ax.set_xlim(-LIMITS, LIMITS), ax.set_ylim(-LIMITS, LIMITS)
         ax.set_xticks(range(-2, 3)), ax.set_yticks(range(-2, 3))
         ax.legend(loc="upper left", fontsize=8, markerscale=2, framealpha=0.7)
-        self._push_text = ax.text(0.01, 0.01, "", transform=ax.transAxes, fontsize=8)
+        self._push_text = ax.text(0.01, 0.01, "", transform=ax.transAxes, fontsize=8,  # on a white box: readable
+                                  bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 2})
         self._loss_ax = fig.add_axes((0.6, 0.56, 0.38, 0.34))
         self._loss_lines = [self._loss_ax.plot([], [], lw=1, label=k)[0] for k in ("d_loss", "g_loss")]
         self._loss_ax.legend(loc="upper right", fontsize=8)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import check_images, random_affine
-from .nets import evaluating
+from .nets import check_finite, check_float32, evaluating
 from .training import Callback, StopTraining, TrainState
 
 # ---------------------------------------------------------------- losses (one function per equation)
@@ -109,11 +109,21 @@ def jensen_shannon(p: torch.Tensor, q: torch.Tensor, dx: float) -> float:
 
 
 def check_noise(z: torch.Tensor, z_dim: int) -> torch.Tensor:
-    """Raise a clear error unless `z` is a batch of noise vectors shaped (B, z_dim); return it unchanged."""
+    """Raise a clear error unless `z` is a batch of finite float32 noise vectors shaped (B, z_dim); return it."""
+    check_float32(z, "the noise z")
     if z.dim() != 2 or z.shape[1] != z_dim:
         raise ValueError(f"This generator takes noise shaped (B, {z_dim}), got {tuple(z.shape)}. Make it with "
                          f"gan.sample_z(n) or torch.randn(n, {z_dim}); for one vector use z.view(1, {z_dim}).")
-    return z
+    return check_finite(z, "the noise z")
+
+
+def check_points(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Raise a clear error unless `x` is a batch of finite float32 points shaped (B, dim); return it unchanged."""
+    check_float32(x, "the points x")
+    if x.dim() != 2 or x.shape[1] != dim:
+        raise ValueError(f"This discriminator takes points shaped (B, {dim}), got {tuple(x.shape)}. For one point "
+                         f"use x.view(1, {dim}).")
+    return check_finite(x, "the points x")
 
 
 
@@ -143,9 +153,10 @@ class MLPDiscriminator(nn.Module):
             layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
             width = hidden
         self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+        self.in_dim = in_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        return self.net(check_points(x, self.in_dim)).squeeze(1)
 
 
 class DCGANGenerator(nn.Module):
@@ -237,7 +248,8 @@ class GANStep:
     random amount (differentiable, so G's gradient passes through). With only a few thousand real digits, D can
     otherwise memorize them and win; augmenting both sides keeps G's target the un-augmented digits
     (the idea of DiffAugment, Zhao et al. 2020). A loss that
-    is not finite is reported but not applied, so a NaN never reaches the weights; `fit` then stops. Returns
+    is not finite is reported but not applied, and after a non-finite D loss G is not updated either; `fit` then
+    puts back everything the step changed (both networks, both optimizers: `state_dict`) and stops. Returns
     {"d_loss", "g_loss", "d_real", "d_fake"}: the mean D(x) and D(G(z)); for WGAN-GP "critic_real" and
     "critic_fake" (the critic's raw scores) replace the last two.
     """
@@ -254,6 +266,19 @@ class GANStep:
         self.opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr_d, betas=betas)
         self.opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr_g, betas=betas)
 
+    def state_dict(self) -> dict:
+        """Both optimizers and the random generator: what a checkpoint needs to resume this step exactly."""
+        state = {"opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict()}
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(state["generator"].cpu())
+
     def set_lr(self, lr_d: float | None = None, lr_g: float | None = None) -> None:
         """Change the learning rates between steps (the dashboard's sliders do this)."""
         for opt, lr in ((self.opt_d, lr_d), (self.opt_g, lr_g)):
@@ -269,6 +294,7 @@ class GANStep:
             y = batch[1]
             G, D = (lambda z: gan.generator(z, y)), (lambda x: gan.discriminator(x, y))
         D = self._augmented(D) if self.augment > 0 else D
+        d_ok = True
         for _ in range(self.d_steps):
             fake = G(gan.sample_z(n, self.generator)).detach()
             real_out, fake_out = D(real), D(fake)
@@ -277,11 +303,12 @@ class GANStep:
                 loss_d = loss_d + self.gp_weight * gradient_penalty(D, real, fake, self.generator)
             else:
                 loss_d = d_loss(real_out, fake_out)
-            _apply(self.opt_d, loss_d)
+            d_ok = _apply(self.opt_d, loss_d) and d_ok
         fake_out = D(G(gan.sample_z(n, self.generator)))
         loss_g = {"minimax": g_loss_minimax, "non_saturating": g_loss_non_saturating,
                   "wgan_gp": g_loss_wasserstein}[self.loss](fake_out)
-        _apply(self.opt_g, loss_g)
+        if d_ok:  # a D that could not be updated gives G no meaningful direction
+            _apply(self.opt_g, loss_g)
         logs = {"d_loss": loss_d.item(), "g_loss": loss_g.item()}
         if self.loss == "wgan_gp":  # a critic's scores are not probabilities: log them under their own names
             logs.update(critic_real=real_out.mean().item(), critic_fake=fake_out.mean().item())
@@ -299,12 +326,14 @@ class GANStep:
         return D
 
 
-def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """zero_grad, backward, step; skipped for a non-finite loss so the weights stay usable."""
+def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> bool:
+    """zero_grad, backward, step; skipped for a non-finite loss so the weights stay usable. True when applied."""
     optimizer.zero_grad(set_to_none=True)
-    if torch.isfinite(loss):
-        loss.backward()
-        optimizer.step()
+    if not torch.isfinite(loss):
+        return False
+    loss.backward()
+    optimizer.step()
+    return True
 
 
 class GANGuard(Callback):
@@ -317,6 +346,12 @@ class GANGuard(Callback):
 
     def __init__(self, floor: float = 0.01, patience: int = 300):
         self.floor, self.patience, self.run = floor, patience, 0
+
+    def state_dict(self) -> dict:
+        return {"run": self.run}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.run = state["run"]
 
     def on_step_end(self, state: TrainState) -> None:
         d_fake = state.logs.get("d_fake")

@@ -19,12 +19,14 @@ about that size; Stable Diffusion multiplies its latents by 0.18215 for the same
     (torch.Size([4, 4, 7, 7]), torch.Size([4, 1, 28, 28]))
 """
 
+import math
+
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from .data import check_images
-from .nets import device_of, evaluating
+from .nets import check_finite, check_float32, device_of, evaluating
 
 
 class LatentAutoencoder(nn.Module):
@@ -53,11 +55,12 @@ class LatentAutoencoder(nn.Module):
         return self.encoder(check_images(x).to(device_of(self)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        check_float32(z, "the latents z")
         if z.dim() != 4 or tuple(z.shape[1:]) != self.latent_shape:
             c, h, w = self.latent_shape
             raise ValueError(f"This decoder takes latents shaped (B, {c}, {h}, {w}), got {tuple(z.shape)}. "
                              f"For one latent use z.view(1, {c}, {h}, {w}).")
-        return self.decoder(z.to(device_of(self)))
+        return self.decoder(check_finite(z, "the latents z").to(device_of(self)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
@@ -69,19 +72,32 @@ def encode_dataset(autoencoder: LatentAutoencoder, dataset: TensorDataset, batch
     """The whole (images, labels) dataset as (scaled latents, labels), and the scale used.
 
     The scale is 1 / std of all latent numbers (unless given), so the diffusion model sees data of unit spread.
-    Encoding runs in eval mode; decode samples with `autoencoder.decode(z / scale)`.
+    Encoding runs in eval mode; decode samples with `autoencoder.decode(z / scale)`. An empty dataset, or latents
+    without spread (e.g. an untrained or collapsed autoencoder), have no scale and are refused.
     """
     images, labels = dataset.tensors[0], dataset.tensors[1]
+    if len(images) == 0:
+        raise ValueError("encode_dataset got an empty dataset: there is nothing to encode. Check how it was made "
+                         "(e.g. load_dataset('mnist', n=1000)).")
     device = device_of(autoencoder)
     with evaluating(autoencoder):
         latents = torch.cat([autoencoder.encode(x.to(device)).cpu() for x in images.split(batch_size)])
-    scale = scale if scale is not None else 1.0 / latents.std().item()
+    if scale is None:
+        spread = latents.std().item() if latents.numel() > 1 else 0.0
+        if not spread > 0 or not math.isfinite(spread):
+            raise ValueError(f"The latents have no spread (std {spread:.3g}), so 1 / std is no scale: is the "
+                             f"autoencoder trained? Train it first, or pass scale=... yourself.")
+        scale = 1.0 / spread
+    elif not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale multiplies the latents and must be a positive number, got {scale}.")
     return TensorDataset(latents * scale, labels), scale
 
 
 @torch.no_grad()
 def decode_latents(autoencoder: LatentAutoencoder, z: torch.Tensor, scale: float, batch_size: int = 500) -> torch.Tensor:
     """Images (B, 1, 28, 28) in [0, 1] from scaled latents: D(z / scale), in eval mode, on the model's device."""
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale is the positive number encode_dataset returned, got {scale}.")
     device = device_of(autoencoder)
     with evaluating(autoencoder):
         return torch.cat([autoencoder.decode(b.to(device) / scale).cpu() for b in z.split(batch_size)])

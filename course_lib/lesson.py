@@ -7,11 +7,14 @@ It decides the profile (once: everything after it is handed `PROFILE` or `S`), l
 mode (large figures) on or off, and says what it chose.
 """
 
+from dataclasses import asdict
+
 import torch
 
 from . import plotting
 from .config import env_flag, pick_device, profile_name, seed_everything
-from .pretrained import BUILD_PROFILE, use_pretrained
+from .data import BUNDLED_ROOT
+from .pretrained import BUILD_PROFILE, pretrained_switch, use_pretrained
 from .recipes import LessonSettings, lesson_settings
 
 
@@ -28,16 +31,36 @@ def start_lesson(lesson: str, seed: int = 0, pretrained: bool = False,
     >>> S.batch_size
     64
     """
-    pretrained = pretrained or env_flag("COURSE_PRETRAINED")
+    from_environment = env_flag("COURSE_PRETRAINED")  # on even when the cell says False: the messages say which
+    switch = ("both" if pretrained else "environment") if from_environment else "argument"
+    pretrained = pretrained or from_environment
     presenter = presenter or env_flag("COURSE_PRESENTER")
     profile = BUILD_PROFILE if pretrained else profile_name()
     settings = lesson_settings(lesson, profile)
     device = pick_device()
     seed_everything(seed)
-    use_pretrained(pretrained)
+    use_pretrained(pretrained, switch)
     plotting.presenter_mode(presenter)
-    print(f"profile={profile}  device={device}  {settings}")
+    sizes = "  ".join(f"{k}={v}" for k, v in asdict(settings).items() if v not in (0, ()))  # what this lesson uses
+    print(f"profile={profile}  device={device}  {sizes}")
+    bundled = bundled_digits("train")
+    if settings.n_train > bundled:
+        print(f"n_train={settings.n_train} is an upper bound: without the full MNIST (offline) the lesson trains on "
+              f"the {bundled:,} training digits bundled with the course; the data cell prints how many it loaded.")
     if pretrained:
-        print(f"USE_PRETRAINED: every training cell loads the bundled weights (trained in the '{BUILD_PROFILE}' "
-              f"profile) instead of training.")
+        on, off = pretrained_switch()
+        overrides = "; it wins over USE_PRETRAINED = False" if switch == "environment" else ""
+        print(f"Instructor mode is on ({on}{overrides}): every training cell loads the bundled weights (trained in "
+              f"the '{BUILD_PROFILE}' profile) instead of training. To train instead, {off}.")
     return profile, settings, device
+
+
+def bundled_digits(split: str) -> int:
+    """How many digits the MNIST subset bundled with the course holds in `split` (read from its IDX file's header).
+
+    >>> bundled_digits("train"), bundled_digits("test")
+    (4000, 1000)
+    """
+    path = BUNDLED_ROOT / "MNIST" / "raw" / f"{'train' if split == 'train' else 't10k'}-labels-idx1-ubyte"
+    with open(path, "rb") as f:
+        return int.from_bytes(f.read(8)[4:], "big")  # magic number, then the count

@@ -3,7 +3,9 @@
 It is a training callback: `fit(..., callbacks=[LivePlot(images=...)])`. It updates a single output (no growing
 stack of figures), redraws at most once every `every_s` seconds, always draws the final state when training ends,
 and costs nothing while training when there is no browser to draw for (CI, a plain Python script,
-`MPLBACKEND=Agg`, or `COURSE_HEADLESS=1`).
+`MPLBACKEND=Agg`, or `COURSE_HEADLESS=1`). While training, its title counts epochs from 1, as the progress bar does
+("epoch 3"); the final frame says how many were completed ("after 20 epochs"). In instructor mode,
+`train_or_load(..., show=live)` has it draw the curves recorded when the bundled weights were trained.
 
     >>> live = LivePlot(keys=["loss"])
     >>> live.headless  # doctest runs outside Jupyter
@@ -68,15 +70,17 @@ class LivePlot(Callback):
             return
         now = time.monotonic()
         if now - self._last >= self.every_s:
-            self.draw(state.history, state.model)
+            self.draw(state.history, state.model, f"epoch {state.epoch + 1}")  # counted from 1, as the progress bar
             self._last = now
 
     def on_train_end(self, state: TrainState) -> None:
-        self.draw(state.history, state.model)  # the final frame, always
+        done = state.history.epoch
+        self.draw(state.history, state.model, f"after {done} epoch{'' if done == 1 else 's'}")  # always drawn
 
-    def draw(self, history: History, model: torch.nn.Module | None = None) -> bytes:
-        """Render the figure for `history` (and `model`'s images) and show it in place; returns the PNG bytes."""
-        png = self.render(history, model)
+    def draw(self, history: History, model: torch.nn.Module | None = None, when: str | None = None) -> bytes:
+        """Render the figure for `history` (and `model`'s images) and show it in place; returns the PNG bytes.
+        `when` ends the title (default: "after N epochs")."""
+        png = self.render(history, model, when)
         self.frames += 1
         if "ipykernel" in sys.modules:
             from IPython.display import Image, display
@@ -87,7 +91,8 @@ class LivePlot(Callback):
                 self._handle.update(Image(png))
         return png
 
-    def render(self, history: History, model: torch.nn.Module | None = None) -> bytes:
+    def render(self, history: History, model: torch.nn.Module | None = None, when: str | None = None) -> bytes:
+        when = when or f"after {history.epoch} epochs"
         keys = self.keys or list(history.steps)
         with_images = self.images is not None and model is not None
         fig = Figure(figsize=(11 if with_images else 6.5, 3.6), dpi=90 * zoom())
@@ -97,7 +102,7 @@ class LivePlot(Callback):
             if values:
                 line, = ax.plot(values, alpha=0.25, linewidth=1)
                 ax.plot(_smooth(values), color=line.get_color(), linewidth=2, label=f"{key}: {values[-1]:.4g}")
-        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title(f"{self.title} (epoch {history.epoch})")
+        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title(f"{self.title}, {when}")
         if self.logy:
             ax.set_yscale("log")
         if any(history.steps.get(k) for k in keys):

@@ -94,7 +94,11 @@ def frechet_distance(generated: torch.Tensor, real: torch.Tensor) -> float:
 def class_accuracy(images: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of `images` that the classifier reads as the digit in `labels` (the class that was asked for)."""
     check_images(images)
-    labels = torch.as_tensor(labels).long().cpu()
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point():
+        raise TypeError(f"Labels are whole numbers 0-9, got dtype {labels.dtype}: use labels.long() (a float label "
+                        f"would be cut to the digit below it).")
+    labels = labels.long().cpu()
     if labels.shape != (len(images),):
         raise ValueError(f"Expected one label per image: {len(images)} labels shaped ({len(images)},), got {tuple(labels.shape)}.")
     if labels.min() < 0 or labels.max() > 9:
@@ -105,6 +109,9 @@ def class_accuracy(images: torch.Tensor, labels: torch.Tensor) -> float:
 
 def precision_recall(generated: torch.Tensor, real: torch.Tensor, k: int = 3) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019) with k-nearest-neighbour balls in feature space."""
+    if min(len(generated), len(real)) < k + 1:
+        raise ValueError(f"Precision and recall with k={k} need at least {k + 1} images in each set, got "
+                         f"{len(generated)} and {len(real)} (use hundreds for a stable number).")
     fake_f, real_f = features(generated).double(), features(real).double()
 
     def inside(points, support):

@@ -174,8 +174,8 @@ class Pix2PixStep:
     2. one G update on  -mean log D(x, G(x)) + l1_weight * mean |G(x) - y|.
 
     With `adversarial=False`, G minimizes l1_weight * mean |G(x) - y| alone and D is never used: the blurry
-    baseline. It owns both Adam optimizers (pix2pix's lr and betas). A loss that is not finite is reported but not
-    applied, and `fit` then stops. Returns {"g_loss", "l1"} (the total G loss, and the mean absolute error), plus
+    baseline. It owns both Adam optimizers (pix2pix's lr and betas; `state_dict` saves them). A loss that is not
+    finite is reported but not applied, and `fit` then puts back what the step changed and stops. Returns {"g_loss", "l1"} (the total G loss, and the mean absolute error), plus
     {"d_loss", "d_real", "d_fake"} (mean D(x, y) and D(x, G(x)) over patches) when adversarial.
 
     >>> from course_lib.data import load_dataset
@@ -198,6 +198,14 @@ class Pix2PixStep:
         self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=lr, betas=betas)
         self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=lr, betas=betas)
 
+    def state_dict(self) -> dict:
+        """Both optimizers: what a checkpoint needs to resume this step exactly."""
+        return {"opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+
     def __call__(self, model: Pix2Pix, batch) -> dict[str, float]:
         y = batch[0] if isinstance(batch, (tuple, list)) else batch  # (B, 1, 28, 28) target digits
         x = self.task(y)  # (B, 1, 28, 28) input
@@ -210,9 +218,10 @@ class Pix2PixStep:
             return {"g_loss": loss_g.item(), "l1": l1.item()}
         real_out, fake_out = D(x, y), D(x, fake.detach())  # (B, 1, 7, 7) logits each
         loss_d = d_loss(real_out, fake_out)
-        _apply(self.opt_d, loss_d)
+        d_ok = _apply(self.opt_d, loss_d)
         loss_g = g_loss_non_saturating(D(x, fake)) + self.l1_weight * l1  # D just updated; G not yet
-        _apply(self.opt_g, loss_g)
+        if d_ok:  # after a non-finite D loss nothing more is applied: fit puts the step back and stops
+            _apply(self.opt_g, loss_g)
         return {"g_loss": loss_g.item(), "l1": l1.item(), "d_loss": loss_d.item(),
                 "d_real": torch.sigmoid(real_out).mean().item(), "d_fake": torch.sigmoid(fake_out).mean().item()}
 

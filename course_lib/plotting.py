@@ -64,7 +64,7 @@ def show_rows(rows: dict[str, torch.Tensor], scale: float = 0.75):
 
 
 def latent_scatter(z: torch.Tensor, labels: torch.Tensor | None = None, ax=None, title: str | None = None):
-    """Scatter 2-D codes `z` (N, 2), coloured by digit label with a legend; returns the Axes."""
+    """Scatter 2-D codes `z` (N, 2), coloured by digit label with a legend beside the map; returns the Axes."""
     z = torch.as_tensor(z).detach().cpu()
     if z.dim() != 2 or z.shape[1] != 2:
         raise ValueError(f"latent_scatter draws 2-D codes shaped (N, 2), got {tuple(z.shape)}.")
@@ -78,7 +78,9 @@ def latent_scatter(z: torch.Tensor, labels: torch.Tensor | None = None, ax=None,
         for digit in labels.unique().tolist():
             pts = z[labels == digit]
             ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6, color=cmap(digit % 10), label=str(digit))
-        ax.legend(markerscale=4, fontsize=8, title="label", loc="best", framealpha=0.7)
+        # beside the map, not on it: no point is hidden (the figure's tight_layout makes room for it)
+        ax.legend(markerscale=4, fontsize=8, title="label", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0, handletextpad=0.2)
     ax.set_xlabel("$z_1$"), ax.set_ylabel("$z_2$")
     if title:
         ax.set_title(title)

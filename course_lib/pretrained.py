@@ -4,10 +4,11 @@ A lesson's parameters cell has `USE_PRETRAINED = False`. Set it to True (or `exp
 training cell loads the bundled weights instead of training: the whole lesson runs in about a minute on a laptop.
 Each training cell goes through one function:
 
-    history = train_or_load("autoencoders/ae2", lambda: fit(model, ...), model=model)
+    history = train_or_load("autoencoders/ae2", lambda: fit(model, ..., callbacks=[live]), show=live, model=model)
 
 It trains as usual, or, with pretrained weights on, loads the bundled state of `model` (and of any other part given:
-an EMA copy, snapshots, ...) and returns the History recorded when the weights were made.
+an EMA copy, snapshots, ...), has `show` (the cell's live plot) draw the History recorded when the weights were made
+and the loaded model, as at the end of a real run, and returns that History.
 
 The weights live in `course_lib/assets/pretrained/`, listed in `manifest.json` with their sha256, size, the command
 that made them, the data, and metrics measured on the loaded model. A file that does not match its sha256 is refused.
@@ -36,7 +37,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .training import History
+from .training import Callback, History, TrainState
 
 BUNDLE_DIR = Path(__file__).parent / "assets" / "pretrained"
 MANIFEST = BUNDLE_DIR / "manifest.json"
@@ -49,15 +50,37 @@ FLOAT32_DIR = Path("runs") / "pretrained" / "float32"
 NOTEBOOK_ENV = "COURSE_BUILD_NOTEBOOK"  # the notebook the bundle tool is running, recorded in the manifest
 _QUANTIZE_FROM = 4096  # float tensors with at least this many numbers and 2+ dimensions are stored in 8 bits
 
-_state = {"enabled": False}
+# Which switch turned instructor mode on, and how to turn it off: the messages name the switch that is in force.
+SWITCHES = {
+    "argument": ("USE_PRETRAINED = True", "set USE_PRETRAINED = False in the setup cell and run the lesson again"),
+    "environment": ("COURSE_PRETRAINED=1 in the environment",
+                    "run `%env COURSE_PRETRAINED=0` in a cell, then run the lesson again from its setup cell"),
+    "both": ("USE_PRETRAINED = True and COURSE_PRETRAINED=1 in the environment",
+             "set USE_PRETRAINED = False, run `%env COURSE_PRETRAINED=0`, then run the lesson again from its setup "
+             "cell"),
+}
+_state = {"enabled": False, "switch": "argument"}
 
 
-def use_pretrained(on: bool = True) -> None:
-    """Switch pretrained weights on or off for every later `train_or_load` (start_lesson does this).
+def use_pretrained(on: bool = True, switch: str = "argument") -> None:
+    """Switch pretrained weights on or off for every later `train_or_load` (start_lesson does this). `switch` says
+    what turned them on: "argument" (`USE_PRETRAINED = True`), "environment" (`COURSE_PRETRAINED=1`) or "both".
 
         use_pretrained(True)   # what start_lesson(..., pretrained=True) does
     """
-    _state["enabled"] = bool(on)
+    if switch not in SWITCHES:
+        raise ValueError(f"Unknown switch {switch!r}; use one of {', '.join(SWITCHES)}.")
+    _state["enabled"], _state["switch"] = bool(on), switch
+
+
+def pretrained_switch() -> tuple[str, str]:
+    """(what turned pretrained weights on, how to turn them off), in words for a message.
+
+    >>> use_pretrained(True, switch="environment"); pretrained_switch()[0]
+    'COURSE_PRETRAINED=1 in the environment'
+    >>> use_pretrained(False)
+    """
+    return SWITCHES[_state["switch"]]
 
 
 def pretrained_enabled() -> bool:
@@ -69,20 +92,33 @@ def pretrained_enabled() -> bool:
     return _state["enabled"]
 
 
-def train_or_load(name: str, train: Callable[[], History], eight_bit: bool = True, **parts) -> History:
+def train_or_load(name: str, train: Callable[[], History], eight_bit: bool = True, show: Callback | None = None,
+                  **parts) -> History:
     """Run `train()` and return its History; or, with pretrained weights on, load the bundled state of every part
     (models, an EMA copy, Snapshots: anything with state_dict / load_state_dict) and return the recorded History.
-    `eight_bit=False` bundles the weights in float32 instead of 8 bits (for models whose outputs must be exact).
 
-        history = train_or_load("vae/vae16", lambda: fit(vae16, loader, step, opt, 30), model=vae16)
+    `show` is the cell's live plot (any Callback): with pretrained weights on, its `on_train_end` is called once,
+    with the first part given as the model and the recorded History, so the figure the cell would have drawn at the
+    end of training (loss curves, the model's images) is drawn from the bundle. `eight_bit=False` bundles the weights
+    in float32 instead of 8 bits (for models whose outputs must be exact).
+
+        live = LivePlot(keys=["recon", "kl"])
+        history = train_or_load("vae/vae16", lambda: fit(vae16, loader, step, opt, 30, callbacks=[live]),
+                                show=live, model=vae16)
     """
     if not parts:
         raise ValueError("Name at least one part whose state the training makes, e.g. train_or_load(name, train, "
                          "model=model).")
     if pretrained_enabled():
         history = load_into(name, **parts)
-        print(f"Loaded the bundled weights '{name}' instead of training (they took {history.seconds:.0f} s to "
-              f"train, {history.epoch} epochs). Set USE_PRETRAINED = False to train them yourself.")
+        switch, turn_off = pretrained_switch()
+        figure = "; the figure shows the curves recorded then" if show is not None else ""
+        print(f"Loaded the bundled weights '{name}' instead of training (they took {history.seconds:.0f} s, "
+              f"{history.epoch} epochs){figure}. Instructor mode is on ({switch}); to train instead, {turn_off}.")
+        if show is not None:
+            model = next(iter(parts.values()))
+            steps = len(next(iter(history.steps.values()), []))
+            show.on_train_end(TrainState(model, history, epoch=max(history.epoch - 1, 0), step=steps))
         return history
     history = train()
     if os.environ.get(BUILD_ENV) == "1":
@@ -268,12 +304,16 @@ def _data_description() -> str:
 def _verified(name: str) -> Path:
     entry = read_manifest()["models"].get(name)
     if entry is None:
-        raise KeyError(f"There are no bundled weights called '{name}'. Set USE_PRETRAINED = False to train this model "
-                       f"yourself, or build the bundle: python -m course_lib.tools.bundle build {name.split('/')[0]}")
+        build = f"python -m course_lib.tools.bundle build {name.split('/')[0]}"
+        if pretrained_enabled():
+            switch, turn_off = pretrained_switch()
+            raise KeyError(f"There are no bundled weights called '{name}'. Instructor mode is on ({switch}); to "
+                           f"train this model yourself, {turn_off}. Or build the bundle: {build}")
+        raise KeyError(f"There are no bundled weights called '{name}'. Build the bundle: {build}")
     path = BUNDLE_DIR / entry["file"]
     if not path.exists():
         raise FileNotFoundError(f"The bundled weights file {path} is missing. Reinstall the course "
-                                f"(pip install --force-reinstall ...) or set USE_PRETRAINED = False.")
+                                f"(pip install --force-reinstall ...), or train instead: {pretrained_switch()[1]}.")
     found = sha256(path)
     if found != entry["sha256"]:
         raise ValueError(f"Refusing to load {path}: its sha256 is {found}, but the manifest expects "

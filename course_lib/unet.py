@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nets import check_finite, check_float32
+
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """The Transformer's positional encoding (Vaswani et al. 2017), used for the timestep t: (B,) -> (B, dim).
@@ -182,6 +184,9 @@ class UNet(nn.Module):
         if t.shape != (batch,):
             raise ValueError(f"Expected one timestep per image, shaped ({batch},), got {tuple(t.shape)}. Use e.g. "
                              f"torch.full(({batch},), 500) for the same step everywhere.")
+        if len(t) and not t.is_meta and not bool(torch.isfinite(t).all() & (t >= 0).all()):
+            raise ValueError(f"Timesteps count from 0 (the clean image) up, got values from {t.min().item()} to "
+                             f"{t.max().item()}. Draw them with torch.randint(0, T, (B,)).")
         return t
 
     def _check_labels(self, y, batch: int, device: torch.device) -> torch.Tensor:
@@ -202,8 +207,8 @@ class UNet(nn.Module):
 
 
 def check_noisy_images(x: torch.Tensor, shape: tuple[int, int, int] = (1, 28, 28)) -> torch.Tensor:
-    """Raise a clear error unless `x` is a float batch shaped (B, *shape), (B, 1, 28, 28) for digits; return it
-    unchanged. Unlike `data.check_images`, the values are not checked: noisy images x_t have any range.
+    """Raise a clear error unless `x` is a float32 batch shaped (B, *shape), (B, 1, 28, 28) for digits, without NaN or
+    inf; return it unchanged. Unlike `data.check_images`, the range is not checked: noisy images x_t have any.
 
     >>> check_noisy_images(torch.zeros(28, 28))
     Traceback (most recent call last):
@@ -216,7 +221,5 @@ def check_noisy_images(x: torch.Tensor, shape: tuple[int, int, int] = (1, 28, 28
         c, h, w = shape
         raise ValueError(f"The U-Net takes noisy images shaped (B, {c}, {h}, {w}), got {tuple(x.shape)}. For one "
                          f"image use x.view(1, {c}, {h}, {w}); for a batch of flat vectors use x.view(-1, {c}, {h}, {w}).")
-    if not x.is_floating_point():
-        raise TypeError(f"The U-Net takes float images, got dtype {x.dtype}. Use x.float().")
-    return x
+    return check_finite(check_float32(x, "the noisy images x"), "the noisy images x")
 

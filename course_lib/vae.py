@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoders import Autoencoder
-from .data import check_images, random_affine
-from .nets import device_of, evaluating
+from .data import check_images, check_pixels, random_affine
+from .nets import check_finite, device_of, evaluating
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -35,7 +35,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | N
     """
     if eps is None:
         eps = torch.randn_like(mu)
-    return mu + torch.exp(0.5 * logvar) * eps
+    return mu + torch.exp(0.5 * logvar) * eps.to(mu.device)
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -52,14 +52,17 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """-log p(x | z) for a Bernoulli decoder (binary cross-entropy with grey levels as targets), in nats per image.
 
-    `logits` are the decoder's pre-sigmoid outputs; the decoded image is sigmoid(logits).
+    `logits` are the decoder's pre-sigmoid outputs; the decoded image is sigmoid(logits). x must be pixels in
+    [0, 1] (a probability of ink); it is moved to the logits' device.
     """
+    x = check_pixels(x, "the images x").to(logits.device)
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
 
 
 def gaussian_nll(x: torch.Tensor, logits: torch.Tensor, sigma: float = 0.1) -> torch.Tensor:
     """-log p(x | z) for a Gaussian decoder N(x; sigmoid(logits), sigma^2 I), up to a constant, per image:
     sum_pixels (x - x_hat)^2 / (2 sigma^2). A smaller sigma weighs reconstruction more against the KL."""
+    x = check_pixels(x, "the images x").to(logits.device)
     return (x - torch.sigmoid(logits)).pow(2).flatten(1).sum(dim=1) / (2 * sigma**2)
 
 
@@ -180,21 +183,37 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation: walks along the great circle between z0 and z1, keeping the norm that samples of
     N(0, I) have (a straight line through the middle passes near the origin, which is rare under the prior).
 
-    z0 and z1 are single codes (1-D); opposite codes (z1 = -z0) have no single great circle between them.
+    z0 and z1 are single non-zero codes (1-D). Two cases have no single great circle and are refused with a message:
+    a zero code (it has no direction), and opposite codes (z1 = -c z0: every great circle through both would do).
 
     >>> slerp(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.5]))
     tensor([[0.7071, 0.7071]])
     """
-    if z0.dim() != 1 or z1.dim() != 1:
-        raise ValueError(f"slerp takes two single codes (1-D), got shapes {tuple(z0.shape)} and {tuple(z1.shape)}.")
-    t = t.reshape(-1, 1)
-    omega = torch.arccos(((z0 / z0.norm()) * (z1 / z1.norm())).sum().clamp(-1, 1))
+    if z0.dim() != 1 or z1.dim() != 1 or z0.shape != z1.shape:
+        raise ValueError(f"slerp takes two single codes of the same size (1-D), got shapes {tuple(z0.shape)} and "
+                         f"{tuple(z1.shape)}. For rows of a batch use slerp(z[0], z[1], t).")
+    check_finite(z0, "the code z0"), check_finite(z1, "the code z1")
+    z1 = z1.to(z0.device)
+    if z0.norm() == 0 or z1.norm() == 0:
+        raise ValueError("slerp needs two non-zero codes: a zero code has no direction to walk along. Use "
+                         "lerp(z0, z1, t) for a straight line, or pick another code.")
+    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)
+    cos = ((z0 / z0.norm()) * (z1 / z1.norm())).sum().clamp(-1, 1)
+    if cos < -1 + 1e-6:
+        raise ValueError("z0 and z1 point in opposite directions, so no single great circle joins them (and the "
+                         "straight line passes through 0). Use lerp(z0, z1, t), or go through a third code: "
+                         "slerp(z0, z_mid, t) then slerp(z_mid, z1, t).")
+    omega = torch.arccos(cos)
     if omega.abs() < 1e-6:
         return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation z = (1 - t) z0 + t z1, one row per value of t."""
-    t = t.reshape(-1, 1)
-    return (1 - t) * z0 + t * z1
+    """Linear interpolation z = (1 - t) z0 + t z1, one row per value of t.
+
+    >>> lerp(torch.tensor([0.0, 2.0]), torch.tensor([2.0, 0.0]), torch.tensor([0.5]))
+    tensor([[1., 1.]])
+    """
+    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)
+    return (1 - t) * z0 + t * z1.to(z0.device)

@@ -18,7 +18,10 @@ from typing import Callable
 import ipywidgets as widgets
 import torch
 
-from .plotting import to_png, zoom
+from .plotting import image_grid, to_png, zoom
+
+SLIDER_PX = 520  # a latent slider's width with its name and readout: a track of about 350 px, so a 10 px drag is a
+# small step of the range, not a jump to its end
 
 
 class LatentExplorer:
@@ -64,7 +67,7 @@ class LatentExplorer:
         self.sliders = [
             widgets.FloatSlider(
                 value=0.0, min=low, max=high, step=step, description=f"z{i + 1}",
-                continuous_update=True, readout_format=".2f", layout=widgets.Layout(width="320px"),
+                continuous_update=True, readout_format=".2f", layout=widgets.Layout(width=f"{SLIDER_PX}px"),
             )
             for i in range(n_sliders)
         ]
@@ -98,6 +101,9 @@ class LatentExplorer:
 
     def _image_picker(self, images: torch.Tensor, encode, scale: int) -> widgets.VBox:
         """An index slider over `images`, a preview, and a button that moves the sliders to the shown image's code."""
+        if len(images) == 0:
+            raise ValueError("`images` is empty: give the explorer at least one image to start from, "
+                             "e.g. images=x_test[:50].")
         self.picker = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
         side = f"{14 * scale}px"
         preview = widgets.Image(value=to_png(images[0], scale // 2), format="png",
@@ -129,10 +135,16 @@ class LatentExplorer:
         return z.unsqueeze(0)
 
     def set_latent(self, z: torch.Tensor) -> None:
-        """Move all sliders to code `z` (shape (latent_dim,) or (1, latent_dim)) and redraw once."""
+        """Move all sliders to code `z` (shape (latent_dim,) or (1, latent_dim)) and redraw once. Values outside the
+        sliders' range sit at its edge (the code shown is then the clamped one); NaN or infinite values are refused."""
         z = torch.as_tensor(z, dtype=torch.float32).detach().cpu().flatten()
         if z.numel() != self.latent_dim:
             raise ValueError(f"This explorer has {self.latent_dim} latent dimensions; got a code with {z.numel()} values.")
+        bad = (~torch.isfinite(z)).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(f"The code has {len(bad)} value(s) that are NaN or infinite, at position(s) "
+                             f"{bad[:5]}; a slider cannot show them. Give finite numbers, e.g. torch.zeros("
+                             f"{self.latent_dim}) or an encoder's output.")
         self.base = z.clone()
         self._updating = True  # one redraw for the whole move, not one per slider
         try:
@@ -170,33 +182,45 @@ class FrameScrubber:
     steps of a diffusion trajectory). Moving the slider only swaps PNG images that are already made, so it responds
     at once however expensive the frames were to compute.
 
-    `frames` is a list of image batches (B, 1, H, W) in [0, 1], each shown as one grid of `nrow` columns, and
-    `captions` (optional) one text per frame.
+    `frames` is a list of image batches (B, 1, H, W) in [0, 1], each shown as one grid of `nrow` columns; `values`
+    (optional) the quantity each frame stands for (a timestep t, a guidance scale w, a training step), which the
+    slider shows beside `description` (without it, the frame's number); `captions` (optional) one text per frame.
+    It opens on frame `start` (a Python index: -1, the default, is the last frame).
 
-    >>> scrubber = FrameScrubber([torch.zeros(4, 1, 28, 28), torch.ones(4, 1, 28, 28)], captions=["start", "end"])
-    >>> scrubber.slider.value = 1
-    >>> scrubber.caption.value
-    'end'
+    >>> scrubber = FrameScrubber([torch.zeros(4, 1, 28, 28), torch.ones(4, 1, 28, 28)], values=[0, 999],
+    ...                          description="t", captions=["start", "end"], start=0)
+    >>> scrubber.slider.label, scrubber.caption.value
+    ('0', 'start')
+    >>> scrubber.slider.value = 1   # the frame's index
+    >>> scrubber.slider.label, scrubber.caption.value
+    ('999', 'end')
     """
 
     def __init__(self, frames: list[torch.Tensor], captions: list[str] | None = None, nrow: int = 8,
-                 scale: int = 3, interval_ms: int = 300, description: str = "frame"):
-        if len(frames) == 0:
+                 scale: int = 3, interval_ms: int = 300, description: str = "frame", values: list | None = None,
+                 start: int = -1):
+        n = len(frames)
+        if n == 0:
             raise ValueError("FrameScrubber needs at least one frame; pass a list of image batches.")
-        if captions is not None and len(captions) != len(frames):
-            raise ValueError(f"Got {len(frames)} frames but {len(captions)} captions; give one caption per frame.")
-        from .plotting import image_grid
-
+        for name, given in (("captions", captions), ("values", values)):
+            if given is not None and len(given) != n:
+                raise ValueError(f"Got {n} frames but {len(given)} {name}; give one of the {name} per frame.")
+        if not -n <= start < n:
+            raise ValueError(f"start must be a frame index between {-n} and {n - 1} (there are {n} frames), "
+                             f"got {start}.")
+        start = start % n
         self.pngs = [to_png(torch.from_numpy(image_grid(frame, nrow)), round(scale * zoom())) for frame in frames]
-        self.captions = captions or [f"{description} {i}" for i in range(len(frames))]
-        last = len(frames) - 1
-        self.slider = widgets.IntSlider(value=last, min=0, max=last, description=description,
-                                        layout=widgets.Layout(width="500px"))
-        self.play = widgets.Play(value=last, min=0, max=last, interval=interval_ms)
-        widgets.link((self.play, "value"), (self.slider, "value"))
-        self.image = widgets.Image(value=self.pngs[last], format="png")
-        self.caption = widgets.Label(value=self.captions[last])
-        self.slider.observe(self._show, names="value")
+        self.values = list(range(n)) if values is None else list(values)
+        self.captions = captions or [f"{description} {_readout(v)}" for v in self.values]
+        # the slider's value is the frame's index, its readout the frame's own quantity (t = 525, not frame 21)
+        self.slider = widgets.SelectionSlider(options=[(_readout(v), i) for i, v in enumerate(self.values)],
+                                              index=start, description=description, continuous_update=True,
+                                              layout=widgets.Layout(width="500px"))
+        self.play = widgets.Play(value=start, min=0, max=n - 1, interval=interval_ms)
+        widgets.link((self.play, "value"), (self.slider, "index"))
+        self.image = widgets.Image(value=self.pngs[start], format="png")
+        self.caption = widgets.Label(value=self.captions[start])
+        self.slider.observe(self._show, names="index")
         self.widget = widgets.VBox([widgets.HBox([self.play, self.slider, self.caption]), self.image])
 
     def _show(self, change) -> None:
@@ -206,3 +230,8 @@ class FrameScrubber:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _readout(value) -> str:
+    """A frame's quantity as the slider shows it: 525, 0.5, 1e-05."""
+    return f"{value:g}" if isinstance(value, float) else str(value)

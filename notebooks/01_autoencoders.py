@@ -75,7 +75,7 @@ from course_lib.pretrained import train_or_load
 from course_lib.training import fit
 from course_lib.widgets import LatentExplorer
 
-USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+USE_PRETRAINED = False  # True (or COURSE_PRETRAINED=1 in the environment): load bundled weights instead of training
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("autoencoders", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 
@@ -117,7 +117,7 @@ def train_autoencoder(model, R, step=ae_step, title="autoencoder"):
     fixed = x_test[:8]
     live = LivePlot(images=lambda m: torch.cat([fixed, m(fixed).cpu()]), title=title)
     history = train_or_load(R.name, lambda: fit(model, make_loader(train, S.batch_size), step, optimizer, S.epochs,
-                                                device=device, callbacks=[live]), model=model)
+                                                device=device, callbacks=[live]), show=live, model=model)
     if history.stopped is None:  # a run you interrupted keeps its model; there is nothing to check yet
         first, last = history.steps["loss"][:5], history.steps["loss"][-5:]
         assert sum(last) < sum(first), "the loss should go down while training"
@@ -172,6 +172,7 @@ fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6.5))
 latent_scatter(z_test, y_test, ax=ax1, title="codes of real digits")
 ax1.scatter(grid[:, 0], grid[:, 1], s=6, c="k", marker="+")
 show_images(decoded_grid, nrow=n, ax=ax2, title="decoded grid (the + points)")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]

@@ -76,7 +76,7 @@ from course_lib.training import CosineSchedule, fit
 from course_lib.vae import bernoulli_nll, kl_to_standard_normal, lerp, negative_elbo, reparameterize, slerp, vae_step
 from course_lib.widgets import LatentExplorer
 
-USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+USE_PRETRAINED = False  # True (or COURSE_PRETRAINED=1 in the environment): load bundled weights instead of training
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("vae", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 EPOCHS_2D, _ = S.for_model("2d")  # the small 2-D models learn faster: fewer epochs keep the lesson within minutes
@@ -191,7 +191,7 @@ def train_model(model, R, step, title, epochs, keys=None):
     live = LivePlot(keys=keys, images=lambda m: torch.cat([fixed, m(fixed).cpu()]), title=title)
     callbacks = [live, CosineSchedule(optimizer, epochs)] if R.cosine_lr else [live]
     history = train_or_load(R.name, lambda: fit(model, make_loader(train, S.batch_size), step, optimizer, epochs,
-                                                device=device, callbacks=callbacks), model=model)
+                                                device=device, callbacks=callbacks), show=live, model=model)
     if history.stopped is None:  # a run you interrupted keeps its model; there is nothing to check yet
         first, last = history.steps["loss"][:5], history.steps["loss"][-5:]
         assert sum(last) < sum(first), "the loss should go down while training"
@@ -227,6 +227,7 @@ with torch.no_grad():
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6))
 latent_scatter(codes_ae, y_test, ax=ax1, title="autoencoder codes")
 latent_scatter(codes_vae, y_test, ax=ax2, title="VAE codes (means of q(z|x))")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -273,8 +274,17 @@ plt.show()
 report_vae = quality_report(samples_vae, name="VAE, z ~ N(0, I)")
 report_ae = quality_report(samples_ae, name="AE,  z ~ N(0, I)")
 assert report_vae["fd"] < report_ae["fd"], "the VAE should generate far more realistic digits from the prior"
+spread = {name: x.std(dim=0).mean().item() for name, x in [("VAE", samples_vae), ("AE", samples_ae)]}
+print(f"how different the samples are from each other (each pixel's std across samples, averaged): "
+      f"VAE {spread['VAE']:.3f}, AE {spread['AE']:.3f}")
 
 # %% [markdown]
+# Read precision and recall as a pair. **Precision** is the share of samples that land near *some* real digit (in
+# the digit classifier's features); **recall** the share of real digits that have a sample near them. A model that
+# draws nearly the same image for every code (a small spread above) can score a high precision if that one image
+# lands near a few real digits, and a recall near 0: that pair means "one kind of image, over and over", not
+# "realistic". The Frechet distance, which compares whole distributions, is the number to rank models by.
+#
 # The autoencoder was never asked to put its codes anywhere in particular, so $\mathcal{N}(0, I)$ means nothing to
 # its decoder. The VAE's decoder was trained on codes drawn around $\mathcal{N}(0, I)$: its samples are digits. They
 # are blurrier than real ones, the price of a likelihood that averages over every code $q_\phi(z \mid x)$ allows.

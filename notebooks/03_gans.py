@@ -81,7 +81,7 @@ from course_lib.training import Snapshots, fit
 from course_lib.vae import slerp
 from course_lib.widgets import FrameScrubber, LatentExplorer
 
-USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+USE_PRETRAINED = False  # True (or COURSE_PRETRAINED=1 in the environment): load bundled weights instead of training
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("gan", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 
@@ -206,7 +206,7 @@ with torch.no_grad():
 fig, ax = plt.subplots(figsize=(8, 4))
 ax.plot(x, density_data, label=r"$p_{data}$"), ax.plot(x, density_g, label=r"$p_g$")
 ax.plot(x, d_star, "k--", label=r"$D^*$ (formula)"), ax.plot(x, d_trained, "r", alpha=0.7, label="trained D")
-ax.set_xlabel("x"), ax.legend(loc="upper left")
+ax.set_xlabel("x"), ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the curves, not over them
 plt.show()
 
 where_data = (density_data + density_g) > 0.05  # D is only trained where samples fall
@@ -305,7 +305,7 @@ print(f"critic steps per generator step: {R.d_steps}; gradient penalty weight la
 runs["WGAN-GP"] = [train_toy_gan(R, "ring", steps=S.toy_steps, every=every, seed=seed) for seed in SEEDS]
 
 # %%
-fig, axes = plt.subplots(2, 1 + len(SEEDS), figsize=(5 * (1 + len(SEEDS)), 9))
+fig, axes = plt.subplots(2, 1 + len(SEEDS), figsize=(3.4 * (1 + len(SEEDS)), 7.4))  # small: fonts read large
 centres = mode_centres("ring")
 for row, (name, results) in zip(axes, runs.items()):
     for seed, (gan, history, coverage) in zip(SEEDS, results):
@@ -315,7 +315,7 @@ for row, (name, results) in zip(axes, runs.items()):
         samples = gan.sample(2000, torch.Generator().manual_seed(1))
         ax.scatter(*samples.T, s=2, alpha=0.3), ax.scatter(*centres.T, c="r", marker="x")
         report = coverage[-1][1]
-        ax.set_title(f"{name}, seed {seed}: {report['modes_covered']}/8 modes, {report['high_quality']:.0%} on a mode")
+        ax.set_title(f"{name}, seed {seed}:\n{report['modes_covered']}/8 modes, {report['high_quality']:.0%} on a mode")
         ax.set_aspect("equal"), ax.set_xlim(-3, 3), ax.set_ylim(-3, 3)
 fig.tight_layout()
 plt.show()
@@ -400,18 +400,20 @@ snapshots = Snapshots(lambda gan: gan.generator(fixed_z), every=max(1, S.epochs 
 live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda gan: gan.generator(fixed_z),
                 title="DCGAN")
 history = train_or_load(R.name, lambda: fit(dcgan, loader, step, None, S.epochs, device=device,
-                                            callbacks=[live, snapshots, GANGuard()]), gan=dcgan, snapshots=snapshots)
+                                            callbacks=[live, snapshots, GANGuard()]),
+                        show=live, gan=dcgan, snapshots=snapshots)
 d_real, d_fake = history.epochs["d_real"][-1], history.epochs["d_fake"][-1]
 print(f"{history.epoch} epochs in {history.seconds:.0f} s; last epoch: mean D(real) {d_real:.2f}, D(fake) {d_fake:.2f}")
 assert history.stopped is None and d_real > d_fake > 0.05
 
 # %% [markdown]
 # ### Scrub through training
-# The fixed noise vectors were decoded every few steps. Drag the slider (or press play) to watch digits emerge from
-# blobs: the same $z$, a better $G$ each frame.
+# The fixed noise vectors were decoded every few steps. The slider shows the training step and opens on the first
+# snapshot: drag it (or press play) to watch digits emerge from blobs, the same $z$, a better $G$ each frame.
 
 # %%
-scrubber = FrameScrubber(snapshots.frames, [f"step {s}" for s in snapshots.at_step])
+scrubber = FrameScrubber(snapshots.frames, [f"G after {s} training steps" for s in snapshots.at_step],
+                         values=snapshots.at_step, description="step", start=0)
 scrubber
 
 # %% [markdown]
@@ -462,4 +464,5 @@ assert report["fd_real"] < report["fd"] < report["fd_noise"]
 # - GANs can collapse onto a few modes; counting modes on the ring shows it. WGAN-GP's critic gives gradients
 #   toward every mode.
 # - DCGAN makes sharp digits from 100 random numbers in minutes on a CPU.
-# - **Next (lesson 4, diffusion):** generation as many small denoising steps, trained with a plain regression loss.
+# - **Next (lesson 4, diffusion):** generation as many small denoising steps, trained by regression: a network
+#   predicts the noise that was added, its squared error weighted per timestep (Min-SNR), with no adversary.

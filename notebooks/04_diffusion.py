@@ -76,7 +76,7 @@ from course_lib.training import EMA, fit
 from course_lib.vae import slerp
 from course_lib.widgets import FrameScrubber
 
-USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+USE_PRETRAINED = False  # True (or COURSE_PRETRAINED=1 in the environment): load bundled weights instead of training
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("diffusion", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 R = recipes.DDPM  # course_lib/recipes.py: the U-Net, the schedule and every number of its training
@@ -131,13 +131,16 @@ exercises.check("q_sample", my_q_sample)
 
 # %% [markdown]
 # ### Scrub through the forward process
-# Eight digits on their way to noise. Drag the slider or press play; below, the histogram of all pixel values at a
-# few steps: it starts as the digits' two bumps (background and ink) and ends as the standard normal.
+# Eight digits on their way to noise. The slider shows the timestep $t$ and opens at $t = 0$, the clean digits;
+# drag it or press play. The caption gives $\bar\alpha_t$ of $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1 - \bar\alpha_t}
+# \,\epsilon$. Below, the histogram of all pixel values at a few steps: it starts as the digits' two bumps
+# (background and ink) and ends as the standard normal.
 
 # %%
 ts = list(range(0, R.T, 25)) + [R.T - 1]
 frames = forward_trajectory(schedule, x_train[:8], ts, generator=torch.Generator().manual_seed(1))
-FrameScrubber(list(frames), [f"t = {t}" for t in ts], nrow=8, description="t")
+FrameScrubber(list(frames), [f"t = {t}: abar_t = {schedule.alpha_bars[t]:.3f}" for t in ts], nrow=8, description="t",
+              values=ts, start=0)
 
 # %%
 fig, axes = plt.subplots(1, 5, figsize=(18, 3), sharey=True)
@@ -215,10 +218,9 @@ def training_step(model, batch):
         return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], step_noise, R.min_snr_gamma)
 
 
+live = LivePlot(logy=True, title="noise-prediction loss")
 history = train_or_load(R.name, lambda: fit(model, make_loader(train, S.batch_size), training_step, optimizer, S.epochs,
-                                            device=device,
-                                            callbacks=[ema, LivePlot(logy=True, title="noise-prediction loss")]),
-                        ema=ema.model)
+                                            device=device, callbacks=[ema, live]), show=live, ema=ema.model)
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
 print(f"{len(losses)} steps in {history.seconds:.0f} s; loss {first:.3f} -> {last:.3f}")
@@ -252,15 +254,15 @@ plt.show()
 # ### Scrub backwards through your model's sampling
 # Each frame shows, for 8 of the digits, three rows: $x_t$ (the sample so far), the model's current guess of the
 # clean image $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta) / \sqrt{\bar\alpha_t}$, and the noise it
-# predicts (grey = 0). Watch at which step the predicted $\hat x_0$ settles on one digit, and when its strokes
-# sharpen. The frames were computed during sampling; the slider only swaps them.
+# predicts (grey = 0). The slider shows $t$ and opens at the first step, on pure noise; drag it right, towards
+# $t = 0$. Watch at which $t$ the predicted $\hat x_0$ settles on one digit, and when its strokes sharpen. The frames
+# were computed during sampling; the slider only swaps them.
 
 # %%
 frames = [torch.cat([x[:8], x0[:8], to_image_range(eps[:8] / 3)])
           for x, x0, eps in zip(trajectory.x_t, trajectory.x0_pred, trajectory.eps_pred)]
 scrubber = FrameScrubber(frames, [f"t = {t}: x_t / predicted x_0 / predicted noise" for t in trajectory.t],
-                         nrow=8, description="step")
-scrubber.slider.value = 0  # start at pure noise
+                         nrow=8, description="t", values=trajectory.t, start=0)
 scrubber
 
 # %% [markdown]
@@ -358,7 +360,8 @@ exercises.check("signal_left", my_answer)
 # %% [markdown]
 # ## Summary
 # - The forward process adds Gaussian noise step by step; its closed form jumps to any step at once.
-# - The network predicts the added noise, trained with a plain squared error (Algorithm 1); sampling undoes the steps
-#   one by one (Algorithm 2).
+# - The network predicts the added noise, trained on its squared error (Algorithm 1), here weighted per timestep
+#   by Min-SNR, $\min(\mathrm{SNR}(t), 5) / \mathrm{SNR}(t)$, so nearly clean images count less; sampling undoes the
+#   steps one by one (Algorithm 2).
 # - DDIM reuses the same network with far fewer steps; the table above shows the price in quality.
 # - **Next (lesson 5, conditional models):** tell the generator *which* digit to draw.

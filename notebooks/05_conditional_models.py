@@ -80,7 +80,7 @@ from course_lib.training import EMA, CosineSchedule, fit
 from course_lib.vae import vae_step
 from course_lib.widgets import FrameScrubber, LatentExplorer
 
-USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+USE_PRETRAINED = False  # True (or COURSE_PRETRAINED=1 in the environment): load bundled weights instead of training
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("conditional", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 train = load_dataset("mnist", "train", n=S.n_train)
@@ -148,7 +148,8 @@ step = GANStep(cgan, generator=torch.Generator().manual_seed(0), **recipes.CGAN.
 live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda m: m.generator(grid_z, grid_y),
                 title="conditional DCGAN", nrow=10)
 history = train_or_load(recipes.CGAN.name, lambda: fit(cgan, make_loader(train, batch_size), step, None, epochs,
-                                                      device=device, callbacks=[live, GANGuard()]), gan=cgan)
+                                                      device=device, callbacks=[live, GANGuard()]),
+                        show=live, gan=cgan)
 scores["CGAN"] = {"parameters": n_params(cgan.generator), "training s": history.seconds}
 print(f"{history.epoch} epochs in {history.seconds:.0f} s")
 assert history.stopped is None
@@ -242,7 +243,7 @@ for name, R in [("L1 only", recipes.PIX2PIX_L1), ("pix2pix", recipes.PIX2PIX)]:
     step = Pix2PixStep(model, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr)
     live = LivePlot(keys=keys, images=lambda m: m.translate(shown), title=name)
     history = train_or_load(R.name, lambda: fit(model, make_loader(train, batch_size), step, None, epochs,
-                                                device=device, callbacks=[live]), model=model)
+                                                device=device, callbacks=[live]), show=live, model=model)
     completers[name] = model
     scores[name] = {"parameters": n_params(model.generator), "training s": history.seconds}
     assert history.stopped is None
@@ -309,16 +310,18 @@ torch.manual_seed(0)
 R = recipes.VAE_2D
 vae = R.build(S).to(device)
 optimizer = torch.optim.Adam(vae.parameters(), lr=R.lr)
-callbacks = [CosineSchedule(optimizer, epochs), LivePlot(keys=["loss", "kl"], title="VAE")]
+live = LivePlot(keys=["loss", "kl"], title="VAE")
+callbacks = [CosineSchedule(optimizer, epochs), live]
 vae_history = train_or_load(R.name, lambda: fit(vae, loader, vae_step(beta=R.beta), optimizer, epochs, device=device,
-                                                callbacks=callbacks), model=vae)
+                                                callbacks=callbacks), show=live, model=vae)
 torch.manual_seed(0)
 R = recipes.CVAE
 cvae = R.build(S).to(device)
 optimizer = torch.optim.Adam(cvae.parameters(), lr=R.lr)
-callbacks = [CosineSchedule(optimizer, epochs), LivePlot(keys=["loss", "kl"], title="CVAE")]
+live = LivePlot(keys=["loss", "kl"], title="CVAE")
+callbacks = [CosineSchedule(optimizer, epochs), live]
 cvae_history = train_or_load(R.name, lambda: fit(cvae, loader, cvae_step(beta=R.beta), optimizer, epochs, device=device,
-                                                 callbacks=callbacks), model=cvae)
+                                                 callbacks=callbacks), show=live, model=cvae)
 scores["CVAE"] = {"parameters": n_params(cvae), "training s": cvae_history.seconds}
 print(f"last epoch's loss (negative ELBO, nats): VAE {vae_history.epochs['loss'][-1]:.1f}, "
       f"CVAE {cvae_history.epochs['loss'][-1]:.1f}")
@@ -336,6 +339,7 @@ with torch.no_grad():
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 latent_scatter(z_vae, test_y, ax=axes[0], title="VAE: q(z | x)")
 latent_scatter(z_cvae, test_y, ax=axes[1], title="CVAE: q(z | x, y)")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -425,9 +429,9 @@ optimizer = torch.optim.Adam(unet.parameters(), lr=R.lr)
 ema = EMA(unet, decay=R.ema_decay)
 step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
                 min_snr_gamma=R.min_snr_gamma)
-callbacks = [ema, LivePlot(logy=True, title="noise-prediction loss")]
+live = LivePlot(logy=True, title="noise-prediction loss")
 history = train_or_load(R.name, lambda: fit(unet, make_loader(train, batch_size), step, optimizer, epochs,
-                                            device=device, callbacks=callbacks), ema=ema.model)
+                                            device=device, callbacks=[ema, live]), show=live, ema=ema.model)
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
 scores["guided DDPM (w = 3)"] = {"parameters": n_params(unet), "training s": history.seconds}
@@ -475,7 +479,7 @@ few_labels = class_grid_labels(2)
 few_noise = torch.randn(20, 1, 28, 28, generator=torch.Generator().manual_seed(6)).to(device)
 frames = [ddim_sample(GuidedModel(ema.model, few_labels, w), schedule, noise=few_noise, steps=25)[0].cpu()
           for w in slider_w]
-FrameScrubber(frames, [f"guidance w = {w}" for w in slider_w], nrow=10, description="w")
+FrameScrubber(frames, [f"guidance w = {w}" for w in slider_w], nrow=10, description="w", values=slider_w, start=0)
 
 # %% [markdown]
 # **Exercise 3.** Write the guided noise prediction from the two predictions and $w$.

@@ -74,7 +74,7 @@ from course_lib.pretrained import train_or_load
 from course_lib.training import EMA, CosineSchedule, fit
 from course_lib.widgets import FrameScrubber
 
-USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+USE_PRETRAINED = False  # True (or COURSE_PRETRAINED=1 in the environment): load bundled weights instead of training
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("latent_diffusion", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 train = load_dataset("mnist", "train", n=S.n_train)
@@ -95,10 +95,11 @@ torch.manual_seed(0)
 R = recipes.LATENT_AE  # course_lib/recipes.py: the architecture and the numbers of its training
 autoencoder = R.build(S).to(device)
 optimizer = torch.optim.Adam(autoencoder.parameters(), lr=R.lr)
-callbacks = [CosineSchedule(optimizer, epochs), LivePlot(logy=True, title="L_AE")]
+live = LivePlot(logy=True, title="L_AE")
 history = train_or_load(R.name, lambda: fit(autoencoder, make_loader(train, batch_size),
                                             lambda m, b: ae_loss(b[0], m(b[0])), optimizer, epochs, device=device,
-                                            callbacks=callbacks), model=autoencoder)
+                                            callbacks=[CosineSchedule(optimizer, epochs), live]),
+                        show=live, model=autoencoder)
 ae_seconds = history.seconds
 with torch.no_grad():
     autoencoder.eval()
@@ -174,10 +175,10 @@ optimizer = torch.optim.Adam(latent_unet.parameters(), lr=R.lr)
 latent_ema = EMA(latent_unet, decay=R.ema_decay)
 step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
                 min_snr_gamma=R.min_snr_gamma, image_range=False)
-callbacks = [latent_ema, LivePlot(logy=True, title="latent noise-prediction loss")]
+live = LivePlot(logy=True, title="latent noise-prediction loss")
 loader = make_loader(latent_train, batch_size)
 history = train_or_load(R.name, lambda: fit(latent_unet, loader, step, optimizer, epochs, device=device,
-                                            callbacks=callbacks), ema=latent_ema.model)
+                                            callbacks=[latent_ema, live]), show=live, ema=latent_ema.model)
 latent_seconds = history.seconds
 losses = history.steps["loss"]
 first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
@@ -217,7 +218,7 @@ frames = [torch.cat([decode_latents(autoencoder, z, scale), decode_latents(autoe
           for z, z0 in zip(trajectory.x_t, trajectory.x0_pred)]
 assert torch.allclose(frames[-1][:10], images, atol=1e-5)  # the last frame is the sample itself
 FrameScrubber(frames, [f"t = {t}: decoded z_t (top) / decoded predicted z_0 (bottom)" for t in trajectory.t],
-              nrow=10, description="step")
+              nrow=10, description="t", values=trajectory.t)
 
 # %% [markdown]
 # **Exercise 3.** When does latent diffusion call the decoder while sampling?
@@ -240,11 +241,11 @@ torch.manual_seed(0)
 pixel_unet = R.build(pixel).to(device)
 optimizer = torch.optim.Adam(pixel_unet.parameters(), lr=R.lr)
 pixel_ema = EMA(pixel_unet, decay=R.ema_decay)
-callbacks = [pixel_ema, LivePlot(logy=True, title="pixel noise-prediction loss")]
+live = LivePlot(logy=True, title="pixel noise-prediction loss")
 step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
                 min_snr_gamma=R.min_snr_gamma)
 history = train_or_load(R.name, lambda: fit(pixel_unet, make_loader(train, batch_size), step, optimizer, epochs,
-                                            device=device, callbacks=callbacks), ema=pixel_ema.model)
+                                            device=device, callbacks=[pixel_ema, live]), show=live, ema=pixel_ema.model)
 pixel_seconds = history.seconds
 
 # %% [markdown]

@@ -2,16 +2,27 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
+from course_lib.config import N_SCORED, one_thread
 from course_lib.tools import benchmark, results_table
-from course_lib.config import N_SCORED
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def smoke_run(tmp_path_factory, pytestconfig):
+    """Every model of the benchmark in the smoke profile, on one thread (these networks are tiny: on a loaded machine
+    two threads waiting for each other made this fixture 10-30 times slower), saying which model it is at on the
+    terminal, also under -q, so a long test run is never silent."""
     out = tmp_path_factory.mktemp("bench")
-    benchmark.main(["--profile", "smoke", "--out", str(out), "--only", "ae", "vae", "dcgan", "ddpm", "cgan", "cvae",
-                    "pix2pix", "cfg", "ldm"])
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+
+    def say(line):  # past pytest's capturing, as capsys.disabled() does
+        with capture.global_and_fixture_disabled():
+            print(f"\nbenchmark fixture: {line}", end="", flush=True)
+
+    with one_thread():
+        benchmark.run("smoke", out, ["ae", "vae", "dcgan", "ddpm", "cgan", "cvae", "pix2pix", "cfg", "ldm"],
+                      progress=say)
     return out
 
 
@@ -60,6 +71,12 @@ def test_smoke_run_writes_images_in_range(smoke_run):
         assert "labels" not in npz  # the autoencoder is not conditional
     assert images.shape == (N_SCORED["smoke"], 1, 28, 28) and images.dtype == np.float32
     assert images.min() >= 0 and images.max() <= 1
+
+
+def test_a_finished_run_exits_0(tmp_path, monkeypatch):
+    monkeypatch.setitem(benchmark.BUILT, "ae", lambda profile, device, n_scored=None: benchmark.Trained(
+        lambda n, generator: (torch.rand(n, 1, 28, 28, generator=generator) ** 4, None), 1, 0.1))
+    assert benchmark.main(["--profile", "smoke", "--out", str(tmp_path), "--only", "ae", "--n-scored", "20"]) == 0
 
 
 def test_unknown_model_name_lists_the_valid_ones(tmp_path):

@@ -129,6 +129,29 @@ def test_unknown_names_raise_a_clear_error():
         GANDashboard(loss="wgan")
 
 
+@pytest.mark.parametrize("asked, message", [
+    ({"lr_d": 1.0}, r"lr_d=1.0 is outside .* 1e-05 \.\. 0\.1"),  # the slider would have trained at 0.1
+    ({"lr_g": 1e-7}, r"lr_g=1e-07 is outside"),
+    ({"lr_g": float("nan")}, r"lr_g=nan is outside"),
+    ({"d_steps": 0}, r"d_steps=0 must be a whole number from 1 to 20"),  # the slider would have done 1
+    ({"d_steps": 2.5}, r"d_steps=2.5 must be a whole number"),
+])
+def test_values_the_sliders_cannot_show_are_refused_not_clamped(asked, message):
+    with pytest.raises(ValueError, match=message):
+        GANDashboard(**asked)
+
+
+def test_the_ends_of_the_slider_ranges_are_taken_as_asked():
+    dash = GANDashboard(lr_d=1e-5, lr_g=0.1, d_steps=20)
+    assert (dash.lr_d.value, dash.lr_g.value, dash.d_steps.value) == (pytest.approx(1e-5), pytest.approx(0.1), 20)
+    assert dash.gan_step.d_steps == 20 and dash.gan_step.opt_g.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_the_arrow_caption_sits_on_a_light_box_over_the_dark_heatmap(dash):
+    box = dash._push_text.get_bbox_patch()
+    assert box is not None and min(box.get_facecolor()[:3]) > 0.9  # white-ish behind dark text
+
+
 @pytest.mark.parametrize("loss", sorted(G_LOSSES))
 def test_the_arrows_point_where_the_generator_loss_falls(loss):
     torch.manual_seed(0)

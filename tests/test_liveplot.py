@@ -91,3 +91,25 @@ def test_is_headless_honours_the_environment(monkeypatch, env, headless):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert is_headless() is headless
+
+
+def test_title_counts_epochs_from_1_like_the_progress_bar_and_the_last_frame_says_how_many(monkeypatch):
+    titles = []
+    live = LivePlot(title="AE")
+    live.headless = False
+    monkeypatch.setattr(live, "render", lambda history, model=None, when=None: titles.append(when) or b"")
+    state = training_state()  # in its first epoch (state.epoch == 0), as the bar's "epoch 1/5"
+    live.on_step_end(state)
+    state.history.epoch = 5
+    live.on_train_end(state)
+    assert titles == ["epoch 1", "after 5 epochs"]
+
+
+def test_the_final_frame_has_the_title_and_the_recorded_curve(monkeypatch):
+    figures, real_figure = [], liveplot.Figure
+    monkeypatch.setattr(liveplot, "Figure", lambda *a, **k: figures.append(real_figure(*a, **k)) or figures[-1])
+    state = training_state(n_steps=20)
+    LivePlot(title="AE").on_train_end(state)
+    ax = figures[-1].axes[0]
+    assert ax.get_title() == "AE, after 1 epoch"
+    assert list(ax.lines[0].get_ydata()) == state.history.steps["loss"]  # the raw curve under the smoothed one

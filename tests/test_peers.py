@@ -168,7 +168,7 @@ def test_cosine_over_budget_follows_the_race_clock():
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("peers")
-    report = peers.main(["--profile", "smoke", "--out", str(out)])
+    report = peers.run("smoke", out)  # the command line: peers.main([...]), which returns the exit code
     return out, report
 
 

@@ -39,3 +39,18 @@ def test_latent_scatter_draws_2d_codes_only():
     plt.close(ax.figure)
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         latent_scatter(torch.randn(30, 3))
+
+
+def test_latent_scatter_puts_its_legend_beside_the_points_not_over_them():
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax in axes:
+        latent_scatter(torch.randn(200, 2), torch.arange(200) % 10, ax=ax)
+    fig.tight_layout()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for i, ax in enumerate(axes):
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.x0 >= ax.get_window_extent(renderer).x1, "the legend covers the map"
+        if i + 1 < len(axes):  # and tight_layout keeps it off the next map
+            assert legend.x1 <= axes[i + 1].get_tightbbox(renderer).x0
+    plt.close(fig)

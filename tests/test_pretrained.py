@@ -69,6 +69,64 @@ def test_a_missing_name_says_how_to_train_instead(bundle_copy):
         pretrained.use_pretrained(False)
 
 
+class Recorder:
+    """A callback that remembers what its on_train_end saw (as a LivePlot would draw it)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_end(self, state):
+        self.seen.append(state)
+
+
+def test_loading_draws_the_recorded_curves_and_the_loaded_model_on_the_cells_live_plot(capsys):
+    from course_lib.liveplot import LivePlot
+
+    pretrained.use_pretrained(True)
+    try:
+        model, shown = ConvAutoencoder(latent_dim=16), Recorder()
+        history = pretrained.train_or_load("autoencoders/conv16", lambda: None, show=shown, model=model)
+        live = LivePlot(title="conv AE")
+        pretrained.train_or_load("autoencoders/conv16", lambda: None, show=live, model=ConvAutoencoder(latent_dim=16))
+    finally:
+        pretrained.use_pretrained(False)
+    (state,) = shown.seen
+    assert state.model is model and state.history.steps["loss"] == history.steps["loss"]
+    assert state.step == len(history.steps["loss"]) > 0
+    assert live.frames == 1, "the live plot draws the recorded run once"
+    out = capsys.readouterr().out
+    assert "Instructor mode is on (USE_PRETRAINED = True)" in out and "set USE_PRETRAINED = False" in out
+
+
+def test_the_messages_name_the_switch_in_force(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_PRETRAINED", "1")
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    try:
+        start_lesson("autoencoders", pretrained=False)  # the cell says False, the environment says 1
+        setup = capsys.readouterr().out
+        pretrained.train_or_load("autoencoders/conv16", lambda: None, model=ConvAutoencoder(latent_dim=16))
+        loading = capsys.readouterr().out
+    finally:
+        pretrained.use_pretrained(False)
+    for out in (setup, loading):
+        assert "(COURSE_PRETRAINED=1 in the environment" in out and "%env COURSE_PRETRAINED=0" in out
+        assert "set USE_PRETRAINED = False" not in out, "that switch is not the one in force"
+    monkeypatch.delenv("COURSE_PRETRAINED")
+    start_lesson("autoencoders", pretrained=True)
+    pretrained.use_pretrained(False)
+    assert "Instructor mode is on (USE_PRETRAINED = True)" in capsys.readouterr().out
+
+
+def test_start_lesson_says_when_n_train_asks_for_more_than_the_bundled_digits(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_PROFILE", "cpu")
+    start_lesson("autoencoders")
+    out = capsys.readouterr().out
+    assert "n_train=6000" in out and "the 4,000 training digits bundled" in out
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")  # 2,048 of 4,000: nothing to explain
+    start_lesson("autoencoders")
+    assert "bundled" not in capsys.readouterr().out
+
+
 def test_a_model_of_another_architecture_is_refused():
     with pytest.raises(ValueError, match="different architecture"):
         pretrained.load_into("autoencoders/conv16", model=ConvAutoencoder(latent_dim=8))

@@ -5,7 +5,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from course_lib.data import make_loader
-from course_lib.training import Callback, History, fit
+from course_lib.training import Callback, History, TrainingInterrupted, fit, last_history
 
 
 def regression_batches(n_batches=4, seed=0):
@@ -67,20 +67,34 @@ class InterruptAt(Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupt_keeps_model_and_history_and_fit_continues(capsys):
+def test_interrupt_keeps_model_and_history_then_stops_run_all_and_fit_continues():
     model = linear_model()
     before = model.weight.detach().clone()
     optimizer, batches = sgd(model), regression_batches()
-    history = fit(model, batches, mse_step, optimizer, epochs=3, callbacks=[InterruptAt(3)], progress=False)
-    assert history.stopped == "interrupted"
+    with pytest.raises(TrainingInterrupted, match="Run All stops here") as stop:
+        fit(model, batches, mse_step, optimizer, epochs=3, callbacks=[InterruptAt(3)], progress=False)
+    assert isinstance(stop.value, KeyboardInterrupt)  # what Jupyter treats as a stop: the queued cells do not run
+    history = stop.value.history
+    assert history is last_history() and history.stopped == "interrupted"
     assert len(history.steps["loss"]) == 3 and history.epoch == 0
     assert not torch.equal(model.weight, before)
-    assert "interrupted" in capsys.readouterr().out
+    assert stop.value._render_traceback_() == [f"TrainingInterrupted: {stop.value}"]  # IPython shows only this
 
-    history = fit(model, batches, mse_step, optimizer, epochs=3, history=history, progress=False)
+    history = fit(model, batches, mse_step, optimizer, epochs=3, history=last_history(), progress=False)
     assert history.epoch == 3 and history.stopped is None
     assert len(history.steps["loss"]) == 3 + 3 * 4  # the interrupted epoch is run again in full
     assert len(history.epochs["loss"]) == 3
+
+
+def test_an_interrupt_passes_through_train_or_load_and_nothing_is_bundled(monkeypatch, tmp_path):
+    from course_lib import pretrained
+
+    monkeypatch.setenv(pretrained.BUILD_ENV, "1")
+    monkeypatch.setattr(pretrained, "save_bundled", lambda *a, **k: pytest.fail("an interrupted run was bundled"))
+    model = linear_model()
+    with pytest.raises(TrainingInterrupted):
+        pretrained.train_or_load("x/y", lambda: fit(model, regression_batches(), mse_step, sgd(model), 2,
+                                                    callbacks=[InterruptAt(2)], progress=False), model=model)
 
 
 def test_nan_loss_stops_training_and_keeps_the_weights(capsys):

@@ -103,7 +103,7 @@ def test_frame_scrubber_swaps_prepared_frames():
     assert len(set(scrubber.pngs)) == 3
     scrubber.play.value = 0  # the play button drives the slider
     assert scrubber.slider.value == 0
-    with pytest.raises(ValueError, match="one caption per frame"):
+    with pytest.raises(ValueError, match="one of the captions per frame"):
         FrameScrubber(frames, captions=["a"])
 
 
@@ -141,3 +141,43 @@ def test_class_buttons_redraw_the_same_code_as_another_digit():
     explorer.sliders[0].value = -1.0  # the sliders keep using the chosen digit
     with torch.no_grad():
         assert bytes(explorer.image.value) == to_png(cvae.decode(explorer.z, torch.tensor([7]))[0], 8)
+
+
+def test_frame_scrubber_shows_each_frame_quantity_and_opens_where_asked():
+    from course_lib.widgets import FrameScrubber
+
+    frames = [torch.full((2, 1, 28, 28), v) for v in (0.0, 0.5, 1.0)]
+    scrubber = FrameScrubber(frames, values=[0.0, 0.5, 8.0], description="w", start=0)
+    assert scrubber.slider.index == 0 and scrubber.slider.label == "0"  # w = 0, as the lesson's text says
+    assert scrubber.caption.value == "w 0" and bytes(scrubber.image.value) == scrubber.pngs[0]
+    scrubber.slider.value = 1  # the value is the frame's index; the readout is the frame's w
+    assert scrubber.slider.label == "0.5" and scrubber.caption.value == "w 0.5"
+    scrubber.play.value = 2
+    assert scrubber.slider.label == "8" and bytes(scrubber.image.value) == scrubber.pngs[2]
+    steps = FrameScrubber(frames, values=[999, 525, 0], description="t")
+    assert steps.slider.label == "0" and steps.slider.index == 2  # by default the last frame
+    assert FrameScrubber(frames).slider.label == "2"  # without values: the frame's number
+    with pytest.raises(ValueError, match="one of the values per frame"):
+        FrameScrubber(frames, values=[1, 2])
+    with pytest.raises(ValueError, match="between -3 and 2"):
+        FrameScrubber(frames, start=3)
+
+
+def test_a_nan_code_is_refused_naming_where(decoder):
+    explorer = LatentExplorer(decoder.decode, latent_dim=2)
+    before = bytes(explorer.image.value)
+    with pytest.raises(ValueError, match=r"NaN or infinite, at position\(s\) \[1\]"):
+        explorer.set_latent(torch.tensor([0.5, float("nan")]))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        LatentExplorer(decoder.decode, latent_dim=2, start=torch.tensor([float("inf"), 0.0]))
+    assert bytes(explorer.image.value) == before and [s.value for s in explorer.sliders] == [0.0, 0.0]
+
+
+def test_an_empty_image_set_is_refused_with_an_example(decoder):
+    with pytest.raises(ValueError, match=r"`images` is empty.*images=x_test\[:50\]"):
+        LatentExplorer(decoder.decode, latent_dim=2, images=torch.zeros(0, 1, 28, 28), encode=decoder.encode)
+
+
+def test_latent_sliders_are_wide_enough_to_drag_in_small_steps(decoder):
+    explorer = LatentExplorer(decoder.decode, latent_dim=2)
+    assert int(explorer.sliders[0].layout.width[:-2]) >= 500  # a track of ~350 px: 10 px is under 3% of the range

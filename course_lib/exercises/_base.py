@@ -2,9 +2,12 @@
 `register` theirs, and `check` / `solution` look them up by name."""
 
 import inspect
+import math
 import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import torch
 
 
 @dataclass
@@ -31,6 +34,14 @@ def check(name: str, answer: Any) -> bool:
     if answer is None or answer is ...:
         print(f"Not yet: the answer is empty. {exercise.question}")
         return False
+    wants_function = callable(exercise.solution)  # a function's exercise has a function as its reference answer
+    if wants_function and not callable(answer):
+        print(f"Not yet: this exercise wants your function itself, not {type(answer).__name__} {answer!r:.40}. Pass "
+              f"its name without quotes or parentheses, e.g. exercises.check({name!r}, my_function).")
+        return False
+    if not wants_function and callable(answer):
+        print(f"Not yet: this exercise wants a value, not a function: {exercise.question}")
+        return False
     try:
         right, message = exercise.grade(_refusing_ellipsis(answer) if callable(answer) else answer)
     except _NotWrittenYet:
@@ -53,6 +64,45 @@ def _refusing_ellipsis(fn: Callable) -> Callable:
         return out
 
     return wrapped
+
+
+def whole_number(answer: Any) -> int | None:
+    """`answer` as an int when it is a whole number (5, 5.0, "5", "5,000", a one-number tensor), else None: a count
+    off by a fraction is not the count.
+
+    >>> whole_number("533,762"), whole_number(533762.0), whole_number(533762.9), whole_number(True)
+    (533762, 533762, None, None)
+    """
+    value = number(answer.replace(",", "").replace("_", "") if isinstance(answer, str) else answer)
+    return int(value) if value is not None and value.is_integer() else None
+
+
+def number(answer: Any) -> float | None:
+    """`answer` as a finite float (a number, a numeric string, a one-number tensor), else None (words, True, NaN).
+
+    >>> number("0.75"), number(torch.tensor(3)), number("b"), number(float("nan"))
+    (0.75, 3.0, None, None)
+    """
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, torch.Tensor):
+        answer = answer.item() if answer.numel() == 1 else None
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def choice(answer: Any, letters: str = "abc") -> str | None:
+    """The one letter a multiple-choice `answer` picks ('b', 'B', '(b)', 'b)'), else None: a word that starts with
+    a letter ('bogus') or several letters ('both a and c') pick nothing.
+
+    >>> choice("(B)"), choice("bogus"), choice("both a and c")
+    ('b', None, None)
+    """
+    picked = str(answer).strip().lower().strip("()'\". ")
+    return picked if len(picked) == 1 and picked in letters else None
 
 
 def solution(name: str) -> None:

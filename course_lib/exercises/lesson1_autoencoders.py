@@ -4,7 +4,7 @@ import torch
 
 from ..autoencoders import MLPAutoencoder, ae_loss
 from ..nets import n_params
-from ._base import Exercise, register
+from ._base import Exercise, choice, register, whole_number
 
 
 def ae_loss_solution(x, x_hat):
@@ -66,15 +66,18 @@ def _encoder_counts() -> tuple[int, int]:
 
 def _grade_ae_params(answer):
     want, weights_only = _encoder_counts()
-    if int(answer) == want:
+    count = whole_number(answer)
+    if count is None:
+        return False, f"a count of parameters is a whole number, like 1234; {answer!r} is not one."
+    if count == want:
         return True, f"The encoder has {want:,} parameters; most of them sit in the first layer."
-    if int(answer) == weights_only:
+    if count == weights_only:
         return False, "you counted the weights; each Linear layer also has one bias per output."
     return False, "a Linear(n_in, n_out) layer has n_in * n_out weights plus n_out biases. Add up the three layers."
 
 
 def _grade_linear_ae(answer):
-    picked = str(answer).strip().lower()[:1]
+    picked = choice(answer)
     if picked == "b":
         return True, (
             "A linear autoencoder trained with squared error can do no better than PCA with the same k, and at its "

@@ -3,7 +3,7 @@
 import torch
 
 from ..vae import kl_to_standard_normal, reparameterize
-from ._base import Exercise, register
+from ._base import Exercise, choice, register
 
 
 def kl_solution(mu, logvar):
@@ -71,7 +71,7 @@ def _grade_reparameterize(fn):
 
 
 def _grade_beta(answer):
-    picked = str(answer).strip().lower()[:1]
+    picked = choice(answer)
     if picked == "b":
         return True, ("A larger beta pays more for every nat of KL, so the codes carry less information about each "
                       "image: the KL falls, the codes crowd into N(0, I), and reconstructions get blurrier.")

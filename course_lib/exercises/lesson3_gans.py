@@ -9,7 +9,7 @@ import math
 import torch
 
 from ..gans import d_loss, g_loss_minimax, g_loss_non_saturating, optimal_discriminator, value_function
-from ._base import Exercise, register
+from ._base import Exercise, number, register
 
 
 def gan_d_loss_solution(d_real, d_fake):
@@ -63,7 +63,9 @@ def _grade_g_loss_ns(fn):
 
 
 def _grade_optimal_d(answer):
-    value = float(answer)
+    value = number(answer)
+    if value is None:
+        return False, f"give a number (e.g. 0.5); {answer!r} is not one."
     want = optimal_discriminator(torch.tensor(0.3), torch.tensor(0.1)).item()
     if abs(value - want) < 1e-3:
         return True, f"D*(x) = p_data / (p_data + p_g) = 0.3 / 0.4 = {want:.2f}."
@@ -75,7 +77,9 @@ def _grade_optimal_d(answer):
 
 
 def _grade_v_at_optimum(answer):
-    value = float(answer)
+    value = number(answer)
+    if value is None:
+        return False, f"give a number (e.g. 0.5); {answer!r} is not one."
     want = value_function(torch.zeros(1), torch.zeros(1)).item()  # D* = 1/2 everywhere: logit 0
     if abs(value - want) < 1e-3:
         return True, f"with p_g = p_data, D* = 1/2 everywhere and V = log(1/2) + log(1/2) = -log 4 (about {want:.3f})."

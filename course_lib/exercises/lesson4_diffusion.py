@@ -9,7 +9,7 @@ import math
 import torch
 
 from ..diffusion import DiffusionSchedule, ddpm_update, predict_x0, q_sample
-from ._base import Exercise, register
+from ._base import Exercise, number, register
 
 _SCHEDULE = DiffusionSchedule(T=1000)  # lesson 4's linear schedule
 
@@ -70,7 +70,9 @@ def _grade_reverse_step(fn):
 
 
 def _grade_signal_left(answer):
-    value = float(answer)
+    value = number(answer)
+    if value is None:
+        return False, f"give a number (e.g. 0.5); {answer!r} is not one."
     abar_T, want = _SCHEDULE.alpha_bars[-1].item(), _SCHEDULE.sqrt_alpha_bars[-1].item()
     if abs(value - want) < 5e-4:
         return True, (f"sqrt(abar_T) = sqrt({abar_T:.0e}), about {want:.3f}: less than 1% of the image is left, "

@@ -9,7 +9,7 @@ from ..conditional import guided_eps, one_hot
 from ..diffusion import ddim_timesteps
 from ..gans import g_loss_minimax, g_loss_non_saturating
 from ..pix2pix import Pix2PixStep
-from ._base import Exercise, register
+from ._base import Exercise, register, whole_number
 
 _L1_WEIGHT = inspect.signature(Pix2PixStep).parameters["l1_weight"].default  # pix2pix's lambda, as the library trains
 
@@ -98,7 +98,9 @@ def _grade_pix2pix_g_loss(fn):
 
 
 def _grade_guidance_cost(answer):
-    value, steps = int(answer), len(ddim_timesteps(1000, 50))
+    value, steps = whole_number(answer), len(ddim_timesteps(1000, 50))
+    if value is None:
+        return False, f"a number of U-Net evaluations is a whole number; {answer!r} is not one."
     if value == 2 * steps:  # eps(x_t, t, y) and eps(x_t, t, empty) at every step
         return True, "two predictions per step (with the label and with the empty label), so guidance doubles the cost."
     if value == steps:

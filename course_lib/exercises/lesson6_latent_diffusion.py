@@ -7,11 +7,13 @@ from torch.utils.data import TensorDataset
 
 from ..latent_diffusion import LatentAutoencoder, encode_dataset
 from ..nets import evaluating
-from ._base import Exercise, register
+from ._base import Exercise, choice, number, register
 
 
 def _grade_latent_factor(answer):
-    value = float(answer)
+    value = number(answer)
+    if value is None:
+        return False, f"give a number (e.g. 0.5); {answer!r} is not one."
     with torch.device("meta"):  # shapes only: no memory, and no draw from the student's random generator
         latent_shape = LatentAutoencoder().latent_shape
     want = 28 * 28 / math.prod(latent_shape)
@@ -58,10 +60,10 @@ def _grade_latent_scale(fn):
 
 
 def _grade_decode_when(answer):
-    choice = str(answer).strip().lower()
-    if choice == "b":
+    picked = choice(answer, "ab")
+    if picked == "b":
         return True, "the reverse process runs entirely on latents; the decoder is called once, on z_0."
-    if choice == "a":
+    if picked == "a":
         return False, "decoding at every step would cost a decoder pass per step and give the U-Net images, which it " \
                       "was not trained on; it only ever saw (noisy) latents."
     return False, "answer 'a' or 'b'."

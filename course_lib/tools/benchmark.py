@@ -7,10 +7,17 @@ Writes `OUT/results.json` (per model: profile, device, training seconds, seconds
 and the quality scores of `course_lib.metrics`) and `OUT/NAME.npz` with `images` (N x 1 x 28 x 28, float32 in
 [0, 1]) and, for conditional models, `labels` (the class asked for). Turn results.json into the README's table with
 `python -m course_lib.tools.results_table OUT/results.json`.
+
+Only a finished training is a result. A model whose training stopped early (a NaN loss, the GAN guard) is written as
+`"status": "stopped (REASON)"` without scores, and the others still run; Ctrl-C writes the models finished so far
+and marks the one it stopped as `"status": "interrupted"`. The exit code is 0 only when every model finished
+(1: some stopped, 130: interrupted). results.json is rewritten after each model, so a run killed outright keeps
+what it had finished.
 """
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +110,23 @@ class Trained:
     extra: dict = field(default_factory=dict)  # model-specific numbers, e.g. a VAE's test negative ELBO
 
 
-def train_ae(profile: str, device: torch.device) -> Trained:
+class Unfinished(Exception):
+    """A training that stopped before its last epoch (NaN, a guard): not a result."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def finished(history, what: str = "training"):
+    """`history` when its training ran to the end; raises `Unfinished` when it stopped early (its model is no
+    result to score)."""
+    if history.stopped is not None:
+        raise Unfinished(f"{what} stopped early: {history.stopped}")
+    return history
+
+
+def train_ae(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 1's convolutional autoencoder (16-number code); "sampling" decodes codes drawn from a Gaussian fitted
     to the training codes, since a plain autoencoder has no prior to sample from."""
     s = lesson_settings("autoencoders", profile)
@@ -111,8 +134,8 @@ def train_ae(profile: str, device: torch.device) -> Trained:
     R = recipes.AE16
     model = R.build(s).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
-    history = fit(model, make_loader(train, s.batch_size), lambda m, b: ae_loss(b[0], m(b[0])), optimizer, s.epochs,
-                  device=device, progress=False)
+    history = finished(fit(model, make_loader(train, s.batch_size), lambda m, b: ae_loss(b[0], m(b[0])), optimizer,
+                           s.epochs, device=device, progress=False))
     with torch.no_grad():
         codes = torch.cat([model.encode(x.to(device)).cpu() for x in train.tensors[0].split(1000)])
     prior = fit_code_gaussian(codes)
@@ -125,41 +148,41 @@ def train_ae(profile: str, device: torch.device) -> Trained:
     return Trained(sample, n_params(model), history.seconds)
 
 
-def train_vae(profile: str, device: torch.device) -> Trained:
+def train_vae(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 2's convolutional VAE (16-number code), sampled from its prior N(0, I); also reports the negative
     ELBO on the bundled test split (nats per image)."""
     s = lesson_settings("vae", profile)
     epochs, batch_size = s.for_model("conv")
     train = load_dataset("mnist", "train", n=s.n_train)
     vae = vae_setup(profile, device)
-    history = fit(vae.model, make_loader(train, batch_size), vae.step, vae.optimizer, epochs, device=device,
-                  callbacks=[CosineSchedule(vae.optimizer, epochs)], progress=False)
+    history = finished(fit(vae.model, make_loader(train, batch_size), vae.step, vae.optimizer, epochs, device=device,
+                           callbacks=[CosineSchedule(vae.optimizer, epochs)], progress=False))
     test_x = load_dataset("mnist", "test", source="bundled").tensors[0]
     return Trained(lambda n, generator: (vae.sample(n, generator), None), n_params(vae.model), history.seconds,
                    extra={"nelbo_test": negative_elbo(vae.model, test_x)})
 
 
-def train_dcgan(profile: str, device: torch.device) -> Trained:
+def train_dcgan(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 3's DCGAN (`recipes.DCGAN`), sampled from z ~ N(0, I)."""
     s = lesson_settings("gan", profile)
     train = load_dataset("mnist", "train", n=s.n_train)
     dcgan = dcgan_setup(profile, device)
-    history = fit(dcgan.model, make_loader(train, s.batch_size), dcgan.step, dcgan.optimizer, s.epochs, device=device,
-                  callbacks=dcgan.callbacks, progress=False)
+    history = finished(fit(dcgan.model, make_loader(train, s.batch_size), dcgan.step, dcgan.optimizer, s.epochs,
+                           device=device, callbacks=dcgan.callbacks, progress=False))
     return Trained(lambda n, generator: (dcgan.sample(n, generator), None), n_params(dcgan.model.generator),
                    history.seconds, extra={"d_params": n_params(dcgan.model.discriminator)})
 
 
-def train_ddpm(profile: str, device: torch.device) -> Trained:
+def train_ddpm(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 4's DDPM (`recipes.DDPM`), sampled with DDIM in 50 steps (eta = 0). Also
     scores DDPM's own 1000-step sampler against DDIM-50 on the same, smaller number of images (1000 steps per image
     are slow on a CPU)."""
     s = lesson_settings("diffusion", profile)
     train = load_dataset("mnist", "train", n=s.n_train)
     ddpm = ddpm_setup(profile, device)
-    history = fit(ddpm.model, make_loader(train, s.batch_size), ddpm.step, ddpm.optimizer, s.epochs, device=device,
-                  callbacks=ddpm.callbacks, progress=False)
-    n_both = N_SCORED[profile] // 5
+    history = finished(fit(ddpm.model, make_loader(train, s.batch_size), ddpm.step, ddpm.optimizer, s.epochs,
+                           device=device, callbacks=ddpm.callbacks, progress=False))
+    n_both = (n_scored or N_SCORED[profile]) // 5
     start = time.perf_counter()
     ddpm_images = ddpm.sample(n_both, torch.Generator().manual_seed(4), sampler=ddpm_sample)
     ddpm_seconds = time.perf_counter() - start
@@ -175,7 +198,7 @@ def cycled_labels(n: int, generator: torch.Generator) -> torch.Tensor:
     return (torch.arange(n) % 10)[torch.randperm(n, generator=generator)]
 
 
-def train_cgan(profile: str, device: torch.device) -> Trained:
+def train_cgan(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 5's conditional DCGAN (`recipes.CGAN`: the one-hot label into G and D), sampled with every digit
     equally often; scored with the class accuracy of what was asked for."""
     s = lesson_settings("conditional", profile)
@@ -184,8 +207,8 @@ def train_cgan(profile: str, device: torch.device) -> Trained:
     R = recipes.CGAN
     cgan = R.build(s).to(device)
     step = GANStep(cgan, generator=torch.Generator().manual_seed(0), **R.step_args())
-    history = fit(cgan, make_loader(train, batch_size), step, None, epochs, device=device, callbacks=[GANGuard()],
-                  progress=False)
+    history = finished(fit(cgan, make_loader(train, batch_size), step, None, epochs, device=device,
+                           callbacks=[GANGuard()], progress=False))
 
     def sample(n, generator):
         labels = cycled_labels(n, generator)
@@ -194,7 +217,7 @@ def train_cgan(profile: str, device: torch.device) -> Trained:
     return Trained(sample, n_params(cgan.generator), history.seconds, extra={"d_params": n_params(cgan.discriminator)})
 
 
-def train_cvae(profile: str, device: torch.device) -> Trained:
+def train_cvae(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 5's conditional VAE (`recipes.CVAE`: MLP, 2-number code, the one-hot label into encoder and decoder),
     sampled from its prior with every digit equally often."""
     s = lesson_settings("conditional", profile)
@@ -203,8 +226,8 @@ def train_cvae(profile: str, device: torch.device) -> Trained:
     R = recipes.CVAE
     cvae = R.build(s).to(device)
     optimizer = torch.optim.Adam(cvae.parameters(), lr=R.lr)
-    history = fit(cvae, make_loader(train, batch_size), cvae_step(beta=R.beta, augment=R.augment), optimizer, epochs,
-                  device=device, callbacks=[CosineSchedule(optimizer, epochs)], progress=False)
+    history = finished(fit(cvae, make_loader(train, batch_size), cvae_step(beta=R.beta, augment=R.augment), optimizer,
+                           epochs, device=device, callbacks=[CosineSchedule(optimizer, epochs)], progress=False))
 
     def sample(n, generator):
         labels = cycled_labels(n, generator)
@@ -213,7 +236,7 @@ def train_cvae(profile: str, device: torch.device) -> Trained:
     return Trained(sample, n_params(cvae), history.seconds)
 
 
-def train_pix2pix(profile: str, device: torch.device) -> Trained:
+def train_pix2pix(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 5's pix2pix on the completion task (`recipes.PIX2PIX`: the lower half of a digit hidden; U-Net
     generator, patch discriminator, loss = cGAN + L1), and the same generator trained with L1 alone
     (`recipes.PIX2PIX_L1`) for comparison. "Samples"
@@ -228,7 +251,8 @@ def train_pix2pix(profile: str, device: torch.device) -> Trained:
         torch.manual_seed(0)
         model = R.build(s).to(device)
         step = Pix2PixStep(model, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr)
-        history = fit(model, make_loader(train, batch_size), step, None, epochs, device=device, progress=False)
+        history = finished(fit(model, make_loader(train, batch_size), step, None, epochs, device=device,
+                               progress=False), name)
         models[name] = (model, history.seconds)
 
     def complete(model, n, generator):
@@ -247,7 +271,7 @@ def train_pix2pix(profile: str, device: torch.device) -> Trained:
     return Trained(lambda n, generator: complete(model, n, generator), n_params(model.generator), seconds, extra=extra)
 
 
-def train_cfg(profile: str, device: torch.device) -> Trained:
+def train_cfg(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 5's classifier-free guidance (`recipes.CFG`: lesson 4's U-Net with a class embedding, labels dropped
     at random), sampled with DDIM (50 steps) at guidance w = 3. Also reports the class accuracy and Frechet
     distance of 500 digits at w = 0, 1, 2, 3 and 5 (the same starting noise for every w)."""
@@ -261,8 +285,8 @@ def train_cfg(profile: str, device: torch.device) -> Trained:
     ema = EMA(model, decay=R.ema_decay)
     step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
                     min_snr_gamma=R.min_snr_gamma)
-    history = fit(model, make_loader(train, batch_size), step, optimizer, epochs, device=device, callbacks=[ema],
-                  progress=False)
+    history = finished(fit(model, make_loader(train, batch_size), step, optimizer, epochs, device=device,
+                           callbacks=[ema], progress=False))
 
     def sample(n, generator, w=3.0):
         labels = cycled_labels(n, generator)
@@ -272,13 +296,13 @@ def train_cfg(profile: str, device: torch.device) -> Trained:
 
     extra = {}
     for w in (0.0, 1.0, 2.0, 3.0, 5.0):
-        images, labels = sample(N_SCORED[profile] // 2, torch.Generator().manual_seed(6), w)
+        images, labels = sample((n_scored or N_SCORED[profile]) // 2, torch.Generator().manual_seed(6), w)
         extra[f"class_accuracy_w{w:g}"] = class_accuracy(images, labels)
         extra[f"fd_w{w:g}"] = fd_to_training_digits(images)
     return Trained(sample, n_params(model), history.seconds, extra=extra)
 
 
-def train_ldm(profile: str, device: torch.device) -> Trained:
+def train_ldm(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
     """Lesson 6's latent diffusion: a convolutional autoencoder to 4 x 7 x 7 latents (lesson 1's loss), then lesson
     5's guided diffusion on the scaled latents with a U-Net for 4 x 7 x 7 inputs; sampled with DDIM (50 steps) at
     w = 3 and decoded. Also times a pixel-space U-Net of lesson 5's size sampling 100 digits the same way (timing
@@ -288,8 +312,9 @@ def train_ldm(profile: str, device: torch.device) -> Trained:
     epochs, batch_size = s.for_model("autoencoder")
     autoencoder = recipes.LATENT_AE.build(s).to(device)
     optimizer = torch.optim.Adam(autoencoder.parameters(), lr=recipes.LATENT_AE.lr)
-    ae_history = fit(autoencoder, make_loader(train, batch_size), lambda m, b: ae_loss(b[0], m(b[0])), optimizer,
-                     epochs, device=device, callbacks=[CosineSchedule(optimizer, epochs)], progress=False)
+    ae_history = finished(fit(autoencoder, make_loader(train, batch_size), lambda m, b: ae_loss(b[0], m(b[0])),
+                              optimizer, epochs, device=device, callbacks=[CosineSchedule(optimizer, epochs)],
+                              progress=False), "the autoencoder's training")
     latents, scale = encode_dataset(autoencoder, train)
     epochs, batch_size = s.for_model("latent")
     R = recipes.LATENT_UNET
@@ -299,8 +324,8 @@ def train_ldm(profile: str, device: torch.device) -> Trained:
     ema = EMA(model, decay=R.ema_decay)
     step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
                     min_snr_gamma=R.min_snr_gamma, image_range=False)
-    history = fit(model, make_loader(latents, batch_size), step, optimizer, epochs, device=device, callbacks=[ema],
-                  progress=False)
+    history = finished(fit(model, make_loader(latents, batch_size), step, optimizer, epochs, device=device,
+                           callbacks=[ema], progress=False), "the latent U-Net's training")
 
     def sample(n, generator, w=3.0):
         labels = cycled_labels(n, generator)
@@ -330,56 +355,95 @@ BUILT = {"ae": train_ae, "vae": train_vae, "dcgan": train_dcgan, "ddpm": train_d
 NAMES = list(BUILT)
 
 
-def run(profile: str, out: Path, only: list[str] | None = None) -> dict:
-    """Benchmark the models in `only` (default: all) and write results.json and NAME.npz into `out`."""
+def run(profile: str, out: Path, only: list[str] | None = None, n_scored: int | None = None,
+        progress: Callable[[str], None] = print) -> dict:
+    """Benchmark the models in `only` (default: all) and write results.json and NAME.npz into `out`. `n_scored`
+    images are sampled and scored per model (default: `N_SCORED[profile]`); `progress` gets a line as each model
+    starts and ends. A Ctrl-C stops the run after writing what finished: it raises `TrainingInterrupted`."""
     unknown = [name for name in only or [] if name not in NAMES]
     if unknown:
         raise SystemExit(f"Unknown model name(s) {', '.join(unknown)}. Valid names: {', '.join(NAMES)}.")
     if profile not in PROFILES:
         raise SystemExit(f"Unknown profile {profile!r}. Use one of {', '.join(PROFILES)}.")
+    n_scored = n_scored or N_SCORED[profile]
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device()
     results = {}
-    for name in only or NAMES:
-        seed_everything(0)
-        trained = BUILT[name](profile, device)
-        generator = torch.Generator().manual_seed(1)
-        trained.sample(10, generator)  # warm-up, so the timing below measures sampling, not first-call set-up
+    names = only or NAMES
+    for i, name in enumerate(names):
+        progress(f"[{i + 1}/{len(names)}] {name}: training ({profile} profile) ...")
         start = time.perf_counter()
-        trained.sample(100, generator)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        sample_seconds = time.perf_counter() - start
-        images, labels = trained.sample(N_SCORED[profile], generator)
-        images = images.float().clamp(0, 1)
-        arrays = {"images": images.numpy().astype(np.float32)}
-        if labels is not None:
-            arrays["labels"] = labels.numpy().astype(np.int64)
-        np.savez_compressed(out / f"{name}.npz", **arrays)
-        scores = quality_report(images, labels, name=name)
-        results[name] = {
-            "status": "ok",
-            "profile": profile,
-            "device": str(device),
-            "train_seconds": round(trained.train_seconds, 2),
-            "sample_seconds_100": round(sample_seconds, 4),
-            "n_params": trained.n_params,
-            "n_images": len(images),
-            **{k: round(v, 4) for k, v in {**scores, **trained.extra}.items()},
-        }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out / 'results.json'}")
+        try:
+            results[name] = _benchmark(name, profile, device, out, n_scored)
+        except Unfinished as stop:
+            results[name] = {"status": f"stopped ({stop.reason})", "profile": profile, "device": str(device)}
+        except KeyboardInterrupt:
+            results[name] = {"status": "interrupted", "profile": profile, "device": str(device)}
+            _write(out, results)
+            progress(f"{name}: interrupted; {out / 'results.json'} keeps the {len(results) - 1} models finished "
+                     f"before it.")
+            raise
+        progress(f"[{i + 1}/{len(names)}] {name}: {results[name]['status']} ({time.perf_counter() - start:.0f} s)")
+        _write(out, results)
     return results
 
 
-def main(argv=None):
+def _benchmark(name: str, profile: str, device: torch.device, out: Path, n_scored: int) -> dict:
+    """Train model `name`, time its sampling, write NAME.npz, and return its row of results.json."""
+    seed_everything(0)
+    trained = BUILT[name](profile, device, n_scored)
+    generator = torch.Generator().manual_seed(1)
+    trained.sample(10, generator)  # warm-up, so the timing below measures sampling, not first-call set-up
+    start = time.perf_counter()
+    trained.sample(100, generator)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    sample_seconds = time.perf_counter() - start
+    images, labels = trained.sample(n_scored, generator)
+    images = images.float().clamp(0, 1)
+    arrays = {"images": images.numpy().astype(np.float32)}
+    if labels is not None:
+        arrays["labels"] = labels.numpy().astype(np.int64)
+    np.savez_compressed(out / f"{name}.npz", **arrays)
+    scores = quality_report(images, labels, name=name)
+    return {
+        "status": "ok",
+        "profile": profile,
+        "device": str(device),
+        "train_seconds": round(trained.train_seconds, 2),
+        "sample_seconds_100": round(sample_seconds, 4),
+        "n_params": trained.n_params,
+        "n_images": len(images),
+        **{k: round(v, 4) for k, v in {**scores, **trained.extra}.items()},
+    }
+
+
+def _write(out: Path, results: dict) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit code: 0 when every model finished, 1 when some stopped, 130 on Ctrl-C."""
     parser = argparse.ArgumentParser(description="Train, sample and score the course's generative models.")
     parser.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.json and NAME.npz")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"some of: {', '.join(NAMES)}")
+    parser.add_argument("--n-scored", type=int, metavar="N", help="images sampled and scored per model (default: "
+                        f"the profile's, {', '.join(f'{p} {n}' for p, n in N_SCORED.items())})")
     args = parser.parse_args(argv)
-    return run(args.profile, args.out, args.only)
+    if args.n_scored is not None and args.n_scored < 10:
+        parser.error(f"--n-scored needs at least 10 images for a Frechet distance, got {args.n_scored}")
+    try:
+        results = run(args.profile, args.out, args.only, args.n_scored)
+    except KeyboardInterrupt:
+        print("benchmark interrupted: not every model was scored (exit code 130).", file=sys.stderr)
+        return 130
+    print(f"wrote {args.out / 'results.json'}")
+    failed = [f"{name} ({row['status']})" for name, row in results.items() if row["status"] != "ok"]
+    if failed:
+        print(f"not results, their training did not finish: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -79,25 +79,40 @@ def check_widgets() -> tuple[str, str]:
 
 
 def check_data(check_network: bool = True) -> tuple[str, str]:
-    from ..config import profile_name
-    from ..data import cache_dir
+    """Where the digits will come from, as `load_dataset("mnist")` decides it: FAIL when the bundled digits (which
+    the lessons and the metrics need) are missing or damaged; WARN when COURSE_DATA_DIR is unusable or read-only
+    (the lessons then fall back to the bundled digits, and say why)."""
+    from ..data import BUNDLED_ROOT, DataDirError, bundled_hashes, cache_dir, offline_mode, verify_bundled
 
+    try:
+        hashes = bundled_hashes()
+        if len(hashes) != 4:
+            raise ValueError(f"{BUNDLED_ROOT / 'PROVENANCE.md'} lists {len(hashes)} of the 4 bundled MNIST files.")
+        for file in hashes:
+            verify_bundled(file)
+    except (OSError, ValueError) as err:
+        return FAIL, str(err)
+    try:
+        root = cache_dir()
+    except DataDirError as err:
+        return WARN, f"{err} Until then the lessons use the 5,000 bundled MNIST digits."
     try:
         from torchvision import datasets
 
-        datasets.MNIST(root=cache_dir(), train=True, download=False)  # raises when the files are not all there
-        cached = True
+        datasets.MNIST(root=root, train=True, download=False)  # raises when the files are not all there
+        return OK, f"full MNIST is cached in {root}"
     except RuntimeError:
-        cached = False
-    offline = os.environ.get("COURSE_OFFLINE", "") not in ("", "0") or profile_name() == "smoke"
-    if cached:
-        return OK, f"full MNIST is cached in {cache_dir()}"
-    if offline:
-        return OK, "offline (COURSE_OFFLINE or the smoke profile): the 5,000 bundled MNIST digits will be used"
+        pass
+    if offline_mode():
+        return OK, "offline (COURSE_OFFLINE is set): the 5,000 bundled MNIST digits will be used"
+    if not os.access(root, os.W_OK | os.X_OK):
+        return WARN, (f"the data cache {root} is read-only, so MNIST cannot be downloaded into it: the lessons use "
+                      f"the 5,000 bundled digits. Point COURSE_DATA_DIR at a folder you can write to, e.g. "
+                      f"`export COURSE_DATA_DIR=$HOME/course_data`.")
     if not check_network:
         return OK, "not checked; without a connection the 5,000 bundled MNIST digits are used"
     if _can_reach(MNIST_HOST):
-        return OK, f"MNIST can be downloaded (it will be cached in {cache_dir()})"
+        return OK, f"MNIST can be downloaded (it will be cached in {root})"
     return WARN, ("MNIST cannot be downloaded (no connection to its mirror): the lessons will use the 5,000 bundled "
                   "digits, enough for every lesson in the 'cpu' profile")
 

@@ -18,6 +18,7 @@ import torch
 from ..data import load_dataset
 from ..plotting import image_grid, latent_scatter
 from .bundle import load
+from .figures_lesson7 import FIGURES as LESSON_7  # lesson 7's figures live in their own module
 
 FIGS = Path(__file__).resolve().parents[2] / "slides" / "figs"
 DPI = 150
@@ -356,6 +357,7 @@ FIGURES = {
     "05_cgan_grid": cgan_grid, "05_pix2pix": pix2pix, "05_cvae_style_grid": cvae_style_grid,
     "05_cfg_scales": cfg_scales,
     "06_latents": latents, "06_ldm_samples": ldm_samples,
+    # lesson 7's figures (`LESSON_7`) join once its weights are bundled: they are drawn from them
 }
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..data import check_images
 from ..diffusion import to_image_range
+from ..nets import device_of, evaluating
 from ..vae import VAE, kl_to_standard_normal
 from .benchmark import Setup
 
@@ -284,13 +285,10 @@ def diffusers_ddim_sample(unet: nn.Module, scheduler, n: int, steps: int = 50,
     (The HF course samples with all 1000 DDPM steps; DDIM-50 here costs what the course's model is sampled with.)"""
     sampler = import_diffusers().DDIMScheduler.from_config(scheduler.config)
     sampler.set_timesteps(steps)
-    device = next(unet.parameters()).device
-    was_training = unet.training
-    unet.eval()
-    x = torch.randn(n, 1, 28, 28, generator=generator).to(device)
-    for t in sampler.timesteps:
-        x = sampler.step(unet(x, t).sample, t, x).prev_sample
-    unet.train(was_training)
+    x = torch.randn(n, 1, 28, 28, generator=generator).to(device_of(unet))
+    with evaluating(unet):
+        for t in sampler.timesteps:
+            x = sampler.step(unet(x, t).sample, t, x).prev_sample
     return to_image_range(x).cpu()
 
 

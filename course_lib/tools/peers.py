@@ -22,17 +22,19 @@ theirs is changed except what the task needs (one channel, 28 x 28 digits; the D
 How a race works: each model trains with `fit` until it has spent `budget_s` seconds training. At a few points
 along the way (`SETTINGS[profile].checkpoints`, fractions of the budget) the clock stops, `n_scored` images are
 sampled (the same seed every time) and scored, and the clock starts again, so scoring costs neither side training
-time. Writes
-`OUT/peers.json` (per pair: the budget, both models' final Frechet distance, images/s, images seen, parameters,
-settings and curve of (seconds, Frechet distance), and ratio = course / peer; the machine; the distances of
-held-out real digits and of noise for as many images, to read the scores between) and `OUT/peers.png` (Frechet
-distance against training seconds, one panel per pair).
+time. Writes `OUT/peers.json` (per pair: the budget, both models' final Frechet distance, images/s, images seen,
+parameters, settings and curve of (seconds, Frechet distance), and ratio = course / peer; the machine; the distances
+of held-out real digits and of noise for as many images, to read the scores between) and `OUT/peers.png`.
+
+A side whose training stops before its budget (NaN, the GAN guard) is no result: its pair gets `"status": "stopped"`
+and no ratio, and the exit code is 1; Ctrl-C keeps the pairs raced so far, marks its pair "interrupted", exits 130.
 """
 
 import argparse
 import json
 import math
 import platform
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -146,7 +148,7 @@ class Race(Callback):
               f"(scored in {time.perf_counter() - start:.1f} s)")
 
     def finish(self) -> None:
-        """Make sure the curve ends where training ended (when it stopped before the budget: NaN, D won, Ctrl-C)."""
+        """Make sure the curve ends where training ended (when it stopped before the budget: NaN, D won)."""
         if not self.curve or self.curve[-1][0] != self.seconds:
             self.checkpoint()
 
@@ -196,20 +198,13 @@ def race(entrant: Entrant, budget_s: float, settings: RaceSettings, device: torc
                   setup.optimizer, epochs=10**9, device=device, callbacks=callbacks, progress=False)
     clock.finish()
     model = setup.model
-    gan = hasattr(model, "generator") and hasattr(model, "discriminator")
-    row = {
-        "name": entrant.name,
-        "settings": entrant.settings,
-        "fd": round(clock.curve[-1][1], 2),
-        "train_seconds": round(clock.seconds, 2),
-        "images_seen": clock.images,
-        "images_per_s": round(clock.images / max(clock.seconds, 1e-9), 1),
-        "n_params": n_params(model.generator if gan else model),
-        "curve": [[round(s, 2), round(fd, 2)] for s, fd in clock.curve],
-        "stopped": history.stopped,
-    }
-    if gan:
-        row["d_params"] = n_params(model.discriminator)
+    gan = hasattr(model, "generator") and hasattr(model, "discriminator")  # GAN rows count G's parameters
+    row = {"name": entrant.name, "settings": entrant.settings, "fd": round(clock.curve[-1][1], 2),
+           "train_seconds": round(clock.seconds, 2), "images_seen": clock.images,
+           "images_per_s": round(clock.images / max(clock.seconds, 1e-9), 1),
+           "n_params": n_params(model.generator if gan else model),
+           "curve": [[round(s, 2), round(fd, 2)] for s, fd in clock.curve], "stopped": history.stopped}
+    row.update({"d_params": n_params(model.discriminator)} if gan else {})
     if entrant.extra:
         row.update({k: round(v, 2) for k, v in entrant.extra(model).items()})
     return row
@@ -298,8 +293,7 @@ def diffusion_pair(profile: str, device: torch.device, settings: RaceSettings,
 
 
 PAIR_BUILDERS = {"diffusion": diffusion_pair, "vae": vae_pair, "gan": gan_pair}
-# The issue's targets for ratio = the course's Frechet distance / the peer's: at most half for diffusion, below 1
-# (the course better) for the others.
+# Targets for ratio = course FD / peer FD: at most half for diffusion, below 1 (the course better) for the others
 TARGETS = {"diffusion": 0.5, "vae": 1.0, "gan": 1.0}
 
 
@@ -307,7 +301,7 @@ def machine(device: torch.device) -> dict:
     """What the race ran on: torch, threads, device, processor, the fast path, and the diffusers version."""
     try:
         diffusers_version = import_diffusers().__version__
-    except ImportError:
+    except ImportError:  # the diffusion pair is skipped then
         diffusers_version = None
     return {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
             "machine": describe_machine(device), "fast_path": describe_fast_path(device),
@@ -325,8 +319,7 @@ def run(profile: str, out: Path, only: list[str] | None = None, budget_scale: fl
     if budget_scale <= 0:
         raise SystemExit(f"--budget-scale multiplies the budgets and must be positive, got {budget_scale}.")
     if course_diffusion not in COURSE_DIFFUSION:
-        raise SystemExit(f"Unknown course diffusion recipe {course_diffusion!r}. Use one of "
-                         f"{', '.join(COURSE_DIFFUSION)}.")
+        raise SystemExit(f"Unknown course diffusion recipe {course_diffusion!r}. Use one of {', '.join(COURSE_DIFFUSION)}.")
     out.mkdir(parents=True, exist_ok=True)
     device, settings = pick_device(), SETTINGS[profile]
     report = {"profile": profile, "n_scored": settings.n_scored, "course_diffusion": course_diffusion,
@@ -345,17 +338,31 @@ def run(profile: str, out: Path, only: list[str] | None = None, budget_scale: fl
             print(f"{name}: skipped. {err}")
             report["pairs"][name] = {"status": "skipped", "reason": str(err)}
             continue
-        pair = {"status": "ok", "budget_s": budget, "course": race(course, budget, settings, device),
-                "peer": race(peer, budget, settings, device)}
-        pair["ratio"] = round(pair["course"]["fd"] / max(pair["peer"]["fd"], 1e-9), 4)
-        pair["target_ratio"] = TARGETS[name]
-        pair["meets_target"] = pair["ratio"] <= TARGETS[name] if name == "diffusion" else pair["ratio"] < 1
+        try:
+            pair = {"status": "ok", "budget_s": budget, "course": race(course, budget, settings, device),
+                    "peer": race(peer, budget, settings, device)}
+        except KeyboardInterrupt:
+            _write(report | {"pairs": report["pairs"] | {name: {"status": "interrupted", "reason": "Ctrl-C"}}}, out)
+            raise
+        early = "; ".join(f"{side}: {pair[side]['stopped']}" for side in ("course", "peer")
+                          if pair[side]["stopped"] not in (None, "budget"))
+        if early:  # a side that stopped before its budget (NaN, D won) has no comparable score
+            pair.update(status="stopped", reason=f"training stopped before the budget ({early})")
+        else:
+            pair["ratio"] = round(pair["course"]["fd"] / max(pair["peer"]["fd"], 1e-9), 4)
+            pair["target_ratio"] = TARGETS[name]
+            pair["meets_target"] = pair["ratio"] <= TARGETS[name] if name == "diffusion" else pair["ratio"] < 1
         report["pairs"][name] = pair
-    (out / "peers.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, out / "peers.png")
+        _write(report, out)
+    _write(report, out)
     print(f"wrote {out / 'peers.json'} and {out / 'peers.png'}\n")
     print(table(report))
     return report
+
+
+def _write(report: dict, out: Path) -> None:  # after each pair: an interrupted race keeps the pairs before it
+    (out / "peers.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, out / "peers.png")
 
 
 # ---------------------------------------------------------------- the plot and the README table
@@ -370,7 +377,8 @@ def plot(report: dict, path: Path) -> None:
     axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
     for ax, (name, pair) in zip(axes, pairs.items()):
         if pair["status"] != "ok":
-            ax.text(0.5, 0.5, f"{name}: {pair['status']}\n{INSTALL_DIFFUSERS}", ha="center", va="center",
+            why = INSTALL_DIFFUSERS if pair["status"] == "skipped" else pair.get("reason", "")
+            ax.text(0.5, 0.5, f"{name}: {pair['status']}\n{why}", ha="center", va="center",
                     transform=ax.transAxes, wrap=True)
             ax.set_axis_off()
             continue
@@ -378,10 +386,8 @@ def plot(report: dict, path: Path) -> None:
             seconds, fds = zip(*pair[side]["curve"])
             ax.plot(seconds, fds, style, label=f"{pair[side]['name']} ({pair[side]['images_per_s']:,.0f} img/s)")
         ax.axhline(report["fd_real"], color="grey", linestyle=":", label="held-out real digits")
-        ax.set_yscale("log")
-        ax.set_xlabel("training seconds")
-        ax.set_ylabel("Frechet distance (lower is better)")
-        ax.set_title(f"{name}: {pair['budget_s']:g} s each, ratio {pair['ratio']:.3g}")
+        ax.set(yscale="log", xlabel="training seconds", ylabel="Frechet distance (lower is better)",
+               title=f"{name}: {pair['budget_s']:g} s each, ratio {pair['ratio']:.3g}")
         ax.legend(fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle(f"Same digits, machine and training time ({report['machine']['device']}, torch threads: "
@@ -402,7 +408,8 @@ def table(report: dict) -> str:
     ]
     for name, pair in report["pairs"].items():
         if pair["status"] != "ok":
-            rows.append(f"| {name} | {pair['status']}: {INSTALL_DIFFUSERS} |  |  |  |  |  |  |  |  |")
+            why = INSTALL_DIFFUSERS if pair["status"] == "skipped" else pair.get("reason", "")
+            rows.append(f"| {name} | {pair['status']}: {why} |  |  |  |  |  |  |  |  |")
             continue
         course, peer = pair["course"], pair["peer"]
         target = f"<= {pair['target_ratio']:g}" if name == "diffusion" else "< 1"
@@ -427,8 +434,16 @@ def main(argv=None):
     parser.add_argument("--course-diffusion", default="min_snr", choices=list(COURSE_DIFFUSION),
                         help="the course's diffusion recipe (default: min_snr, the faster to quality)")
     args = parser.parse_args(argv)
-    return run(args.profile, args.out, args.only, args.budget_scale, args.course_diffusion)
+    try:
+        report = run(args.profile, args.out, args.only, args.budget_scale, args.course_diffusion)
+    except KeyboardInterrupt:
+        print(f"race interrupted: {args.out / 'peers.json'} keeps the pairs raced before it.", file=sys.stderr)
+        return 130
+    stopped = [name for name, pair in report["pairs"].items() if pair["status"] not in ("ok", "skipped")]
+    if stopped:
+        print(f"not results, a training stopped before its budget: {', '.join(stopped)}", file=sys.stderr)
+    return 1 if stopped else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

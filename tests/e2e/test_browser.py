@@ -1,15 +1,19 @@
 """End to end, as a student sees it: JupyterLab on the loopback address, each lesson opened in a real (headless)
-Chromium, Run All in the `smoke` profile, then the latent explorer's sliders and buttons moved with the mouse.
+Chromium, Run All in the `smoke` profile, then the latent explorer's sliders and buttons moved with the mouse. The
+scrubbers' readouts must show the quantity (t, w, step) that their captions name, and lesson 4 also runs in
+instructor mode (COURSE_PRETRAINED=1), where each training cell must show the recorded training figure.
 
 Needs Debian's Chromium (`apt-get install chromium`) and the `e2e` extra (`pip install -e ".[course,e2e]"`, which
 brings playwright; no browser is downloaded). Run it with
 
     COURSE_E2E=1 .venv/bin/python -m pytest tests/e2e
 
-Screenshots of every step land in `COURSE_E2E_SHOTS` (default: a temporary folder, printed).
+Screenshots of every step land in `COURSE_E2E_SHOTS` (default: a temporary folder, printed). On a slow or shared
+machine, `COURSE_E2E_SLOWDOWN=3` gives every Run All three times as long to finish.
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -34,14 +38,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def _serve(tmp_path_factory, **extra_env):
     """JupyterLab serving a *copy* of notebooks/ (so autosave never writes outputs into the repository)."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     port, token = _free_port(), "e2e"
     env = {**os.environ, "COURSE_PROFILE": "smoke", "COURSE_OFFLINE": "1"}
     env.pop("COURSE_HEADLESS", None)  # a browser is watching: let the live plots draw
+    env.pop("COURSE_PRETRAINED", None)  # instructor mode only where a test asks for it
+    env.update(extra_env)
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root / 'notebooks'}",
@@ -55,9 +60,22 @@ def lab(tmp_path_factory):
             break
         except OSError:
             time.sleep(0.5)
-    yield url, token
-    server.terminate()
-    server.wait(timeout=30)
+    try:
+        yield url, token
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def instructor_lab(tmp_path_factory):
+    """The same, with instructor mode switched on as an instructor would: COURSE_PRETRAINED=1 in the environment."""
+    yield from _serve(tmp_path_factory, COURSE_PRETRAINED="1")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +97,7 @@ def shots():
     return folder
 
 
-def run_all(browser, lab, notebook: str, timeout_s: float = 240):
+def run_all(browser, lab, notebook: str, timeout_s: float = 300):
     url, token = lab
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     page.goto(f"{url}/lab/tree/{notebook}?reset&token={token}")
@@ -87,7 +105,7 @@ def run_all(browser, lab, notebook: str, timeout_s: float = 240):
     time.sleep(5)  # let the kernel start; Run All would queue behind it anyway
     page.click("text=Run", timeout=10_000)  # the Run menu
     page.click("text=Run All Cells", timeout=10_000)
-    start = time.time()
+    start, timeout_s = time.time(), timeout_s * float(os.environ.get("COURSE_E2E_SLOWDOWN", "1"))
     time.sleep(5)
     while page.locator(".jp-InputPrompt:has-text('[*]')").count() and time.time() - start < timeout_s:
         time.sleep(2)
@@ -118,6 +136,28 @@ def wait_for_new_image(explorer, before: str, timeout_s: float = 10) -> str:
     return image_src(explorer)
 
 
+def readout(widget) -> str:
+    """What the first slider in `widget` shows beside its name (the value, as a student reads it)."""
+    return widget.locator(".widget-readout").first.inner_text().strip()
+
+
+def caption_number(widget, pattern: str) -> float:
+    """The number the scrubber's caption gives for its quantity, e.g. pattern r"t = (\\d+)"."""
+    for text in widget.locator(".widget-label").all_inner_texts():
+        found = re.search(pattern, text)
+        if found:
+            return float(found[1])
+    raise AssertionError(f"no caption matching {pattern!r} in {widget.locator('.widget-label').all_inner_texts()}")
+
+
+def assert_readout_matches_caption(widget, pattern: str, what: str) -> float:
+    shown = readout(widget)
+    assert float(shown) == caption_number(widget, pattern), (
+        f"the slider reads {what} {shown} but the caption says {caption_number(widget, pattern):g}: it should show "
+        f"the {what} itself, not the frame's number")
+    return float(shown)
+
+
 def explorer_of(page, shots, lesson: str):
     """The latent explorer's box (the one with an 'all to 0' button), scrolled into view and photographed."""
     explorer = page.locator(".widget-hbox:has(button:has-text('all to 0'))").first
@@ -130,11 +170,19 @@ def test_lesson_1_runs_and_its_explorer_responds(browser, lab, shots):
     page = run_all(browser, lab, "01_autoencoders.ipynb")
     explorer, handles = explorer_of(page, shots, "lesson1")
     assert handles.count() == 2  # a 2-D code
+    track = explorer.locator(".noUi-target, .ui-slider").first.bounding_box()
+    assert track["width"] >= 300, f"the latent sliders' track is {track['width']:.0f} px: too short to drag finely"
+    low, high = (float(handles.first.get_attribute(a)) for a in ("aria-valuemin", "aria-valuemax"))
+    values = explorer.locator(".widget-readout")
+    before_value = float(values.nth(0).inner_text())
     for i, dx in enumerate([80, -120]):
         before = image_src(explorer)
         drag(page, handles.nth(i), dx)
         assert wait_for_new_image(explorer, before) != before, f"moving slider z{i + 1} did not change the image"
         explorer.screenshot(path=shots / f"lesson1_explorer_{i + 1}.png")
+        if i == 0:  # an 80 px drag is a part of the range, not a jump from one end to the other
+            moved = abs(float(values.nth(0).inner_text()) - before_value)
+            assert 0 < moved < 0.5 * (high - low), f"an 80 px drag moved z1 by {moved:.2f} of {high - low:.2f}"
     before = image_src(explorer)
     explorer.locator("button:has-text('all to 0')").click()
     assert wait_for_new_image(explorer, before) != before
@@ -190,9 +238,12 @@ def test_lesson_3_dashboard_scrubber_and_explorer_respond(browser, lab, shots):
 
     scrubber = page.locator(".widget-vbox:has(.widget-play)").first  # Play button + frame slider + image
     scrubber.scroll_into_view_if_needed()
+    scrubber.screenshot(path=shots / "lesson3_scrubber_0.png")
+    first = assert_readout_matches_caption(scrubber, r"after (\d+) training steps", "step")
     before = image_src(scrubber)
-    drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, -200)  # back to the first snapshots
+    drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, 200)  # opens on the first snapshot
     assert wait_for_new_image(scrubber, before) != before, "moving the scrubber did not change the frame"
+    assert assert_readout_matches_caption(scrubber, r"after (\d+) training steps", "step") > first
     scrubber.screenshot(path=shots / "lesson3_scrubber.png")
 
     explorer, handles = explorer_of(page, shots, "lesson3")
@@ -208,13 +259,39 @@ def test_lesson_4_forward_and_reverse_scrubbers_respond(browser, lab, shots):
     page = run_all(browser, lab, "04_diffusion.ipynb")
     scrubbers = page.locator(".widget-vbox:has(.widget-play)")
     assert scrubbers.count() == 2  # the forward process, and the sampling run of the trained model
-    for i, dx in enumerate([-150, 200]):
+    for i, name in enumerate(["forward", "reverse"]):
         scrubber = scrubbers.nth(i)
         scrubber.scroll_into_view_if_needed()
+        scrubber.screenshot(path=shots / f"lesson4_{name}_0.png")
+        t_open = assert_readout_matches_caption(scrubber, r"t = (\d+)", "t")
+        if name == "forward":
+            assert t_open == 0, "the forward scrubber should open on the clean digits, t = 0, as the text says"
+        else:
+            assert t_open >= 900, f"the reverse scrubber should open on pure noise (large t), not t = {t_open:g}"
         before = image_src(scrubber)
-        drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, dx)
-        assert wait_for_new_image(scrubber, before) != before, f"moving scrubber {i + 1} did not change the frame"
-        scrubber.screenshot(path=shots / f"lesson4_scrubber_{i + 1}.png")
+        drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, 200)
+        assert wait_for_new_image(scrubber, before) != before, f"moving the {name} scrubber did not change the frame"
+        t_moved = assert_readout_matches_caption(scrubber, r"t = (\d+)", "t")
+        assert (t_moved > t_open) if name == "forward" else (t_moved < t_open), f"{name}: t went the wrong way"
+        scrubber.screenshot(path=shots / f"lesson4_{name}_1.png")
+    page.close()
+
+
+def test_lesson_4_in_instructor_mode_shows_the_recorded_training_figure(browser, instructor_lab, shots):
+    page = run_all(browser, instructor_lab, "04_diffusion.ipynb", timeout_s=420)
+    setup = page.locator(".jp-OutputArea-output:has-text('Instructor mode is on')").first
+    setup.scroll_into_view_if_needed()  # JupyterLab does not lay out cells far off screen
+    assert "COURSE_PRETRAINED=1 in the environment" in setup.text_content(), "the setup cell should name the switch"
+    assert "%env COURSE_PRETRAINED=0" in setup.text_content(), "and say how to turn it off"
+    training = page.locator(".jp-Cell:has(.jp-OutputArea-output:has-text('Loaded the bundled weights'))").first
+    training.scroll_into_view_if_needed()
+    message = training.locator(".jp-OutputArea-output:has-text('Loaded the bundled weights')").first.text_content()
+    assert "COURSE_PRETRAINED=1" in message and "USE_PRETRAINED = False" not in message
+    figure = training.locator(".jp-OutputArea-output img").first
+    assert figure.count() == 1, "the training cell shows no figure in instructor mode"
+    width = figure.evaluate("img => img.naturalWidth")
+    assert width > 400, f"the training figure is {width} px wide: not the loss-curve figure"
+    training.screenshot(path=shots / "lesson4_instructor_training_cell.png")
     page.close()
 
 
@@ -233,11 +310,14 @@ def test_lesson_5_class_buttons_and_guidance_slider_respond(browser, lab, shots)
 
     scrubber = page.locator(".widget-vbox:has(.widget-play)").first  # the guidance scale
     scrubber.scroll_into_view_if_needed()
+    scrubber.screenshot(path=shots / "lesson5_guidance_0.png")
+    assert assert_readout_matches_caption(scrubber, r"guidance w = ([\d.]+)", "w") == 0, "the text says: start at w = 0"
     caption = scrubber.locator(".widget-label:has-text('guidance w')").first
     before, caption_before = image_src(scrubber), caption.inner_text()
-    drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, -300)  # towards w = 0
+    drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, 150)  # towards larger w
     assert wait_for_new_image(scrubber, before) != before, "moving the guidance slider did not change the samples"
     assert caption.inner_text() != caption_before, "the caption still names the old guidance scale"
+    assert assert_readout_matches_caption(scrubber, r"guidance w = ([\d.]+)", "w") > 0
     scrubber.screenshot(path=shots / "lesson5_guidance.png")
     page.close()
 
@@ -247,9 +327,11 @@ def test_lesson_6_latent_scrubber_responds(browser, lab, shots):
     scrubber = page.locator(".widget-vbox:has(.widget-play)").first  # the decoded latent sampling run
     scrubber.scroll_into_view_if_needed()
     scrubber.screenshot(path=shots / "lesson6_scrubber_0.png")
+    t_open = assert_readout_matches_caption(scrubber, r"t = (\d+)", "t")
     before = image_src(scrubber)
     drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, -200)
     after = wait_for_new_image(scrubber, before, timeout_s=30)
+    assert assert_readout_matches_caption(scrubber, r"t = (\d+)", "t") > t_open  # back towards the noise
     scrubber.screenshot(path=shots / "lesson6_scrubber_1.png")
     page.screenshot(path=shots / "lesson6_page.png")
     assert after != before, "moving the scrubber did not change the frame"
