@@ -106,7 +106,8 @@ assert torch.equal(code.sum(dim=1), torch.ones(3)) and torch.equal(code.argmax(d
 
 # %%
 def my_one_hot(y):
-    return ...  # your code here
+    # YOUR CODE HERE
+    return None
 
 
 exercises.check("one_hot", my_one_hot)
@@ -284,7 +285,8 @@ if PROFILE != "smoke":
 
 # %%
 def my_pix2pix_g_loss(d_fake, fake, target, l1_weight=100.0):
-    return ...  # your code here
+    # YOUR CODE HERE
+    return None
 
 
 exercises.check("pix2pix_g_loss", my_pix2pix_g_loss)
@@ -486,7 +488,8 @@ FrameScrubber(frames, [f"guidance w = {w}" for w in slider_w], nrow=10, descript
 
 # %%
 def my_guide(eps_uncond, eps_cond, w):
-    return ...  # your code here
+    # YOUR CODE HERE
+    return None
 
 
 exercises.check("guidance", my_guide)

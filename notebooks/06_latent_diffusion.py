@@ -154,7 +154,8 @@ plt.show()
 
 # %%
 def my_latent_scale(latents):
-    return ...  # your code here
+    # YOUR CODE HERE
+    return None
 
 
 exercises.check("latent_scale", my_latent_scale)

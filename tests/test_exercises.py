@@ -1,6 +1,8 @@
 """Self-checking exercises: reference answers pass, typical mistakes get their specific hint, nothing crashes, and
 the graders expect the library's numbers."""
 
+import re
+
 import pytest
 import torch
 
@@ -63,7 +65,7 @@ def test_every_exercise_has_a_right_answer_here():
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_reference_answer_passes(name, capsys):
-    assert check(name, RIGHT_ANSWERS[name]) is True
+    assert check(name, RIGHT_ANSWERS[name]).right is True
     assert capsys.readouterr().out.startswith("Correct!")
 
 
@@ -104,21 +106,21 @@ MISTAKES_1_2 = [
 
 @pytest.mark.parametrize("name, answer, hint", MISTAKES_1_2)
 def test_typical_mistakes_get_their_hint(name, answer, hint, capsys):
-    assert check(name, answer) is False
+    assert check(name, answer).right is False
     out = capsys.readouterr().out
     assert out.startswith("Not yet") and hint in out
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_empty_answer(name, capsys):
-    assert check(name, None) is False
+    assert check(name, None).right is False
     assert "empty" in capsys.readouterr().out
 
 
 def test_an_answer_that_raises_is_a_hint_not_a_crash(capsys):
-    assert check("ae_loss", lambda x, x_hat: 1 / 0) is False
+    assert check("ae_loss", lambda x, x_hat: 1 / 0).right is False
     assert "ZeroDivisionError" in capsys.readouterr().out
-    assert check("ae_params", "many") is False
+    assert check("ae_params", "many").right is False
 
 
 def test_unknown_exercise_lists_the_real_ones():
@@ -152,7 +154,7 @@ MISTAKES_GAN_D = [
 
 @pytest.mark.parametrize("answer, hint", MISTAKES_GAN_D)
 def test_gan_d_loss_mistakes_get_their_hint(answer, hint, capsys):
-    assert check("gan_d_loss", answer) is False
+    assert check("gan_d_loss", answer).right is False
     assert hint in capsys.readouterr().out
 
 
@@ -164,7 +166,7 @@ MISTAKES_G_NS = [
 
 @pytest.mark.parametrize("answer, hint", MISTAKES_G_NS)
 def test_non_saturating_mistakes_get_their_hint(answer, hint, capsys):
-    assert check("g_loss_ns", answer) is False
+    assert check("g_loss_ns", answer).right is False
     assert hint in capsys.readouterr().out
 
 
@@ -176,7 +178,7 @@ MISTAKES_GAN_THEORY = [
 
 @pytest.mark.parametrize("name, answer, hint", MISTAKES_GAN_THEORY)
 def test_gan_theory_mistakes_get_their_hint(name, answer, hint, capsys):
-    assert check(name, answer) is False
+    assert check(name, answer).right is False
     assert hint in capsys.readouterr().out
 
 
@@ -192,7 +194,7 @@ MISTAKES_DIFFUSION = [
 
 @pytest.mark.parametrize("name, answer, hint", MISTAKES_DIFFUSION)
 def test_diffusion_mistakes_get_their_hint(name, answer, hint, capsys):
-    assert check(name, answer) is False
+    assert check(name, answer).right is False
     assert hint in capsys.readouterr().out
 
 
@@ -211,7 +213,7 @@ MISTAKES_CONDITIONAL = [
 
 @pytest.mark.parametrize("name, answer, hint", MISTAKES_CONDITIONAL)
 def test_conditional_mistakes_get_their_hint(name, answer, hint, capsys):
-    assert check(name, answer) is False
+    assert check(name, answer).right is False
     assert hint in capsys.readouterr().out
 
 
@@ -226,7 +228,7 @@ MISTAKES_LATENT = [
 
 @pytest.mark.parametrize("name, answer, hint", MISTAKES_LATENT)
 def test_latent_diffusion_mistakes_get_their_hint(name, answer, hint, capsys):
-    assert check(name, answer) is False
+    assert check(name, answer).right is False
     assert hint in capsys.readouterr().out
 
 
@@ -241,7 +243,7 @@ def test_every_exercise_rejects_at_least_one_plausible_wrong_answer():
 
 @pytest.mark.parametrize("name", [n for n, v in RIGHT_ANSWERS.items() if callable(v)])
 def test_a_function_that_still_returns_the_placeholder_is_told_so(name, capsys):
-    assert check(name, lambda *args, **kwargs: ...) is False
+    assert check(name, lambda *args, **kwargs: ...).right is False
     assert "still returns `...`" in capsys.readouterr().out
 
 
@@ -322,7 +324,7 @@ def test_the_library_functions_themselves_are_right_answers(capsys):
 
     for name, fn in [("ae_loss", ae_loss), ("mask_pixels", mask_pixels), ("kl", kl_to_standard_normal),
                      ("reparameterize", reparameterize), ("one_hot", one_hot), ("guidance", guided_eps)]:
-        assert check(name, fn) is True, capsys.readouterr().out
+        assert check(name, fn).right is True, capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["ae_params", "latent_factor", "latent_scale"])
@@ -332,3 +334,22 @@ def test_grading_leaves_the_students_random_generator_alone(name):
     torch.manual_seed(0)
     check(name, RIGHT_ANSWERS[name])
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_hints_are_plain_text_without_markdown_emphasis():
+    """Hints are printed, not rendered: `*linear*` would show its asterisks."""
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "course_lib" / "exercises").glob("*.py")):
+        for line in path.read_text().splitlines():
+            if '"' in line and not line.strip().startswith(("#", ">>>")):
+                assert not re.search(r"\s\*[a-z][a-z -]*\*[\s.,:;?]", line), f"{path.name}: {line.strip()}"
+
+
+def test_a_check_shows_its_verdict_once_not_also_as_out_false(capsys):
+    """Jupyter shows a cell's last value as `Out[n]`; the verdict is printed, so its value must display nothing."""
+    from IPython.core.formatters import DisplayFormatter
+
+    verdict = check("ae_params", 12.5)
+    assert "Not yet" in capsys.readouterr().out and not verdict and verdict.right is False
+    assert DisplayFormatter().format(verdict) == ({}, {})

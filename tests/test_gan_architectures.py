@@ -178,6 +178,6 @@ MISTAKES_7 = [
 def test_lesson_7_exercises_reject_typical_mistakes(name, answer, hint, capsys):
     from course_lib.exercises import check
 
-    assert check(name, answer) is False
+    assert check(name, answer).right is False
     out = capsys.readouterr().out
     assert out.startswith("Not yet") and hint in out

@@ -100,3 +100,12 @@ def test_a_built_wheel_carries_the_bundled_data_and_weights(tmp_path):
         assert f"course_lib/assets/mnist_subset/MNIST/raw/{name}" in names
     assert {"course_lib/assets/digit_classifier.safetensors", "course_lib/assets/digit_classifier.json",
             "course_lib/assets/mnist_subset/PROVENANCE.md"} <= names
+
+
+def test_every_exercise_cell_uses_the_same_placeholder():
+    """One convention in every lesson: `# YOUR CODE HERE` above `return None` (which the checker reads as "not yet")."""
+    for py in sorted((ROOT / "notebooks").glob("*.py")):
+        text = py.read_text()
+        assert "your code here" not in text, f"{py.name}: write the placeholder as '# YOUR CODE HERE' / 'return None'"
+        for match in re.finditer(r"# YOUR CODE HERE\n(.*)\n", text):
+            assert match[1].strip() == "return None", f"{py.name}: '# YOUR CODE HERE' is followed by {match[1]!r}"

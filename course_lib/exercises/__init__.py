@@ -3,7 +3,7 @@
 
     >>> check("ae_params", 784 * 512 + 512 + 512 * 256 + 256 + 256 * 2 + 2)
     Correct! The encoder has 533,762 parameters; most of them sit in the first layer.
-    True
+    Verdict(right=True)
 
 One file per lesson registers that lesson's exercises; graders take the expected numbers from the library
 (`course_lib.vae.kl_to_standard_normal`, `course_lib.diffusion.q_sample`, ...), so a formula lives in one place.

@@ -28,28 +28,54 @@ def register(**exercises: Exercise) -> None:
     EXERCISES.update(exercises)
 
 
-def check(name: str, answer: Any) -> bool:
-    """Grade `answer` to exercise `name`; prints "Correct!" or "Not yet" with a hint, and returns True/False."""
+class Verdict:
+    """What `check` returns: true when the answer is right (`.right`), with the message it printed (`.message`).
+    It shows nothing of its own in a notebook, so the cell shows the verdict once, not also `Out[n]: False`."""
+
+    def __init__(self, right: bool, message: str):
+        self.right, self.message = right, message
+
+    def __bool__(self) -> bool:
+        return self.right
+
+    def __repr__(self) -> str:
+        return f"Verdict(right={self.right})"
+
+    def _ipython_display_(self) -> None:  # Jupyter: the printed message is the whole output
+        pass
+
+
+def _verdict(right: bool, message: str) -> Verdict:
+    print(message)
+    return Verdict(right, message)
+
+
+def check(name: str, answer: Any) -> Verdict:
+    """Grade `answer` to exercise `name`: prints "Correct!" or "Not yet" with a hint, and returns a `Verdict`,
+    true when the answer is right.
+
+    >>> verdict = check("ae_params", 2.5)  # doctest: +ELLIPSIS
+    Not yet: ...
+    >>> bool(verdict)
+    False
+    """
     exercise = _get(name)
     if answer is None or answer is ...:
-        print(f"Not yet: the answer is empty. {exercise.question}")
-        return False
+        return _verdict(False, f"Not yet: the answer is empty. {exercise.question}")
     wants_function = callable(exercise.solution)  # a function's exercise has a function as its reference answer
     if wants_function and not callable(answer):
-        print(f"Not yet: this exercise wants your function itself, not {type(answer).__name__} {answer!r:.40}. Pass "
-              f"its name without quotes or parentheses, e.g. exercises.check({name!r}, my_function).")
-        return False
+        return _verdict(False, f"Not yet: this exercise wants your function itself, not {type(answer).__name__} "
+                               f"{answer!r:.40}. Pass its name without quotes or parentheses, e.g. "
+                               f"exercises.check({name!r}, my_function).")
     if not wants_function and callable(answer):
-        print(f"Not yet: this exercise wants a value, not a function: {exercise.question}")
-        return False
+        return _verdict(False, f"Not yet: this exercise wants a value, not a function: {exercise.question}")
     try:
         right, message = exercise.grade(_refusing_ellipsis(answer) if callable(answer) else answer)
     except _NotWrittenYet:
         right, message = False, "your function still returns `...`: write your code in its place."
     except Exception as err:  # the student's code raised: show it as a hint, not a traceback from the checker
         right, message = False, f"your answer raised {type(err).__name__}: {err}"
-    print(("Correct! " if right else "Not yet: ") + message)
-    return right
+    return _verdict(right, ("Correct! " if right else "Not yet: ") + message)
 
 
 class _NotWrittenYet(Exception):

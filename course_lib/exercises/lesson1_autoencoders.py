@@ -84,7 +84,7 @@ def _grade_linear_ae(answer):
             "best it spans the same subspace. The nonlinearities are what let an AE beat PCA."
         )
     if picked in ("a", "c"):
-        return False, "PCA gives the best k-dimensional *linear* reconstruction (Eckart-Young). What can a linear AE reach?"
+        return False, "PCA gives the best k-dimensional linear reconstruction (Eckart-Young). What can a linear AE reach?"
     return False, "answer with one letter: 'a', 'b' or 'c'."
 
 

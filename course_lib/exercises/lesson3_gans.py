@@ -70,7 +70,7 @@ def _grade_optimal_d(answer):
     if abs(value - want) < 1e-3:
         return True, f"D*(x) = p_data / (p_data + p_g) = 0.3 / 0.4 = {want:.2f}."
     if abs(value - 0.25) < 1e-3:
-        return False, "that is p_g / (p_data + p_g): D* is the probability that x is *real*."
+        return False, "that is p_g / (p_data + p_g): D* is the probability that x is real."
     if abs(value - 3.0) < 1e-3:
         return False, "that is the ratio p_data / p_g; D* divides by the sum p_data + p_g."
     return False, "use D*(x) = p_data(x) / (p_data(x) + p_g(x))."

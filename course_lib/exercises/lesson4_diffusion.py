@@ -78,7 +78,7 @@ def _grade_signal_left(answer):
         return True, (f"sqrt(abar_T) = sqrt({abar_T:.0e}), about {want:.3f}: less than 1% of the image is left, "
                       f"well below the noise.")
     if abs(value - abar_T) < 1e-5:
-        return False, "abar_T scales the *variance*; the image itself is multiplied by its square root."
+        return False, "abar_T scales the variance; the image itself is multiplied by its square root."
     return False, "x_T = sqrt(abar_T) x_0 + sqrt(1 - abar_T) eps: what multiplies x_0?"
 
 

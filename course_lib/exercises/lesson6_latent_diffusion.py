@@ -22,7 +22,7 @@ def _grade_latent_factor(answer):
     if abs(value - 16) < 1e-6:
         return False, "16 is 28 x 28 / (7 x 7), the positions; the latent has 4 numbers at each of its 49 positions."
     if abs(value - 1 / want) < 1e-6:
-        return False, "the other way round: how many times *smaller* is the latent (image size / latent size)?"
+        return False, "the other way round: how many times smaller is the latent (image size / latent size)?"
     return False, "count the numbers: the image has 1 x 28 x 28, the latent 4 x 7 x 7."
 
 
@@ -51,7 +51,7 @@ def _grade_latent_scale(fn):
     if got is None:
         return False, "return a single number for all latents (one scale, not one per latent)."
     if math.isclose(got, z.std().item(), rel_tol=1e-3):
-        return False, "that is the spread itself; the scale is what to *multiply* by to make the spread 1: 1 / std."
+        return False, "that is the spread itself; the scale is what to multiply by to make the spread 1: 1 / std."
     if math.isclose(got, 1 / z.abs().max().item(), rel_tol=1e-3):
         return False, "dividing by the largest value squeezes into [-1, 1]; we want standard deviation 1: 1 / std."
     if not math.isclose(got, want, rel_tol=1e-3):

@@ -73,7 +73,7 @@ def _grade_mode_seeking(fn):
         return False, "return a single number for the batch (the mean over its pairs, inverted)."
     ratio = 1 / want - 1e-5
     if torch.isclose(got, ratio, rtol=1e-3):
-        return False, "that is the ratio itself; G *minimizes* the loss, so the term is its inverse, 1 / (ratio + eps)."
+        return False, "that is the ratio itself; G minimizes the loss, so the term is its inverse, 1 / (ratio + eps)."
     if not torch.isclose(got, want, rtol=1e-3):
         return False, "per pair: mean |fake_1 - fake_2| / mean |z_1 - z_2|; average over the batch; then 1 / (that + 1e-5)."
     return True, "minimizing it pushes G to turn distant noises into distant images, one cure for mode collapse."
