@@ -104,7 +104,9 @@ class ProgressiveDiscriminator(_Growing):
 class Grow(Callback):
     """Moves a GAN with progressive networks through the stages as training goes: `steps_per_stage` steps at 7 x 7,
     then at each larger resolution a fade-in over `fade_steps` steps (alpha 0 -> 1; with fade_steps=0 the new layers
-    take over at once) and stable training for the rest of the stage. Records (step, stage, alpha) in `log`."""
+    take over at once) and stable training for the rest of the stage. Records (step, stage, alpha) in `log`.
+    Its state (where the networks are) goes into checkpoints and the bundle, so a resumed run, or bundled weights
+    loaded in instructor mode, continue at the right stage."""
 
     def __init__(self, gan: nn.Module, steps_per_stage: int, fade_steps: int):
         if fade_steps > steps_per_stage:
@@ -128,6 +130,15 @@ class Grow(Callback):
 
     def on_step_end(self, state: TrainState) -> None:
         self._set(state.step)
+
+    def state_dict(self) -> dict:
+        step, stage, alpha = self.log[-1]
+        return {"step": step, "stage": stage, "alpha": alpha}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gan.generator.grow_to(state["stage"], state["alpha"])
+        self.gan.discriminator.grow_to(state["stage"], state["alpha"])
+        self.log.append((state["step"], state["stage"], state["alpha"]))
 
     def finish(self) -> None:
         """Put both networks at the last stage, fully faded in (after training, or after loading bundled weights,

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.config import N_SCORED, one_thread
+from course_lib.config import one_thread
 from course_lib.tools import benchmark, results_table
+
+
+N_SCORED = 100  # images scored per model here: fewer than the smoke profile's 200, which halves the scoring time
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +24,7 @@ def smoke_run(tmp_path_factory, pytestconfig):
             print(f"\nbenchmark fixture: {line}", end="", flush=True)
 
     with one_thread():
-        benchmark.run("smoke", out, ["ae", "vae", "dcgan", "ddpm", "cgan", "cvae", "pix2pix", "cfg", "ldm"],
-                      progress=say)
+        benchmark.run("smoke", out, benchmark.NAMES, n_scored=N_SCORED, progress=say)
     return out
 
 
@@ -31,7 +33,7 @@ def test_smoke_run_writes_results_for_every_model(smoke_run):
     ae = results["ae"]
     assert ae["status"] == "ok" and ae["profile"] == "smoke" and ae["device"] == "cpu"
     assert ae["train_seconds"] > 0 and ae["sample_seconds_100"] > 0 and ae["n_params"] > 10_000
-    assert ae["n_images"] == N_SCORED["smoke"]
+    assert ae["n_images"] == N_SCORED
     assert ae["fd_real"] < ae["fd"] < ae["fd_noise"]
     assert 0 <= ae["precision"] <= 1 and 0 <= ae["recall"] <= 1
     ldm = results["ldm"]
@@ -39,8 +41,11 @@ def test_smoke_run_writes_results_for_every_model(smoke_run):
     assert ldm["pixel_sample_seconds_100"] > 0 and 0 <= ldm["rebuilt_class_accuracy"] <= 1
     ddpm = results["ddpm"]
     assert ddpm["status"] == "ok" and ddpm["fd_real"] < ddpm["fd"] < ddpm["fd_noise"]
-    n_both = N_SCORED["smoke"] // 5
+    n_both = N_SCORED // 5
     assert ddpm[f"fd_ddpm1000_{n_both}"] > 0 and ddpm[f"fd_ddim50_{n_both}"] > 0 and ddpm["ddpm1000_seconds_100"] > 0
+    stylegan = results["stylegan"]
+    assert stylegan["status"] == "ok" and stylegan["fd_real"] < stylegan["fd"] < stylegan["fd_noise"]
+    assert stylegan["psi0.7_fd"] > 0 and 0 <= stylegan["psi0.7_precision"] <= 1 and stylegan["d_params"] > 10_000
     dcgan = results["dcgan"]
     assert dcgan["status"] == "ok" and dcgan["fd_real"] < dcgan["fd"] < dcgan["fd_noise"]
     assert dcgan["n_params"] > dcgan["d_params"] > 10_000
@@ -57,7 +62,7 @@ def test_smoke_run_scores_the_conditional_models_by_class(smoke_run):
         assert 0 <= r["class_accuracy"] <= 1, name
         with np.load(smoke_run / f"{name}.npz") as npz:
             labels = npz["labels"]
-        assert labels.shape == (N_SCORED["smoke"],) and labels.min() >= 0 and labels.max() <= 9
+        assert labels.shape == (N_SCORED,) and labels.min() >= 0 and labels.max() <= 9
     for w in ("0", "1", "2", "3", "5"):
         assert 0 <= results["cfg"][f"class_accuracy_w{w}"] <= 1 and results["cfg"][f"fd_w{w}"] > 0
     p2p = results["pix2pix"]
@@ -69,7 +74,7 @@ def test_smoke_run_writes_images_in_range(smoke_run):
     with np.load(smoke_run / "ae.npz") as npz:
         images = npz["images"]
         assert "labels" not in npz  # the autoencoder is not conditional
-    assert images.shape == (N_SCORED["smoke"], 1, 28, 28) and images.dtype == np.float32
+    assert images.shape == (N_SCORED, 1, 28, 28) and images.dtype == np.float32
     assert images.min() >= 0 and images.max() <= 1
 
 
@@ -96,3 +101,13 @@ def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke
     results_table.replace_in(readme, text)
     content = readme.read_text()
     assert "old table" not in content and text in content and content.startswith("intro") and content.endswith("rest\n")
+
+
+def test_equal_seconds_compares_the_curves_at_the_shorter_training_time():
+    curves = {"dcgan": {"status": "ok", "fd_500_over_seconds": [[9.0, 300.0], [18.0, 200.0]]},
+              "stylegan": {"status": "ok", "fd_500_over_seconds": [[10.0, 250.0], [17.5, 180.0], [40.0, 150.0]]},
+              "ae": {"status": "ok"}}
+    lines = results_table.equal_seconds(curves)
+    assert "- stylegan: 250.0 at 10 s, 180.0 at 18 s, 150.0 at 40 s" in lines
+    assert lines[-1] == "At equal training time (18 s, the last point of each curve within it): dcgan 200.0, stylegan 180.0."
+    assert results_table.equal_seconds({"ae": {"status": "ok"}}) == []

@@ -122,6 +122,17 @@ def test_grow_schedule_with_and_without_fade():
     assert gan.generator.resolution == gan.discriminator.resolution == 28
 
 
+def test_grow_state_puts_a_fresh_gan_where_training_left_off():
+    """Bundled weights and checkpoints carry Grow's state: a new GAN loaded from it is at the same stage and alpha."""
+    gan = GAN(ProgressiveGenerator(), ProgressiveDiscriminator())
+    grow = Grow(gan, steps_per_stage=10, fade_steps=4)
+    grow._set(12)  # half-way through the fade-in to 14 x 14
+    fresh = GAN(ProgressiveGenerator(), ProgressiveDiscriminator())
+    Grow(fresh, steps_per_stage=1, fade_steps=0).load_state_dict(grow.state_dict())
+    for net in (fresh.generator, fresh.discriminator):
+        assert (net.stage, net.alpha) == (1, 0.5)
+
+
 def test_ebgan_losses_and_step():
     assert ebgan_d_loss(torch.tensor([0.2]), torch.tensor([0.05]), margin=0.1).item() == pytest.approx(0.25)
     torch.manual_seed(0)

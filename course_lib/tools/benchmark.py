@@ -32,72 +32,16 @@ from ..autoencoders import ae_loss, fit_code_gaussian
 from ..conditional import GuidedModel, cfg_step, cvae_step
 from ..config import N_SCORED, PROFILES, pick_device, seed_everything
 from ..data import load_dataset, make_loader
-from ..diffusion import DiffusionSchedule, ddim_sample, ddpm_sample, diffusion_loss
-from ..fastpath import fast_autocast
+from ..diffusion import DiffusionSchedule, ddim_sample, ddpm_sample
 from ..gans import GANGuard, GANStep
 from ..latent_diffusion import decode_latents, encode_dataset
 from ..metrics import class_accuracy, fd_to_training_digits, quality_report
 from ..nets import n_params
 from ..pix2pix import Pix2PixStep, hide_lower_half, sharpness
 from ..recipes import lesson_settings
-from ..training import EMA, CosineSchedule, fit
-from ..vae import negative_elbo, vae_step
-
-
-@dataclass
-class Setup:
-    """One course model ready for `fit`, built from its recipe in `course_lib.recipes`: the module, its step
-    function, its optimizer (None when the step updates the model itself, as a GAN's does), the callbacks it always
-    uses, and `sample(n, generator)` -> images (n, 1, 28, 28) in [0, 1] on the CPU. With `cosine_lr`, the caller
-    lowers the learning rate along a half cosine over the whole run, whose length only the caller knows
-    (`CosineSchedule` over epochs here, over a time budget in `course_lib.tools.peers`)."""
-
-    model: torch.nn.Module
-    step: Callable
-    optimizer: torch.optim.Optimizer | None
-    sample: Callable[..., torch.Tensor]
-    callbacks: list = field(default_factory=list)
-    cosine_lr: bool = False
-
-
-def vae_setup(profile: str, device: torch.device, R: recipes.VAERecipe = recipes.VAE16) -> Setup:
-    """Lesson 2's convolutional VAE (`recipes.VAE16`, or a variant of it made with `dataclasses.replace`), sampled
-    from its prior N(0, I)."""
-    model = R.build(R.settings(profile)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
-    step = vae_step(beta=R.beta, augment=R.augment, generator=torch.Generator().manual_seed(0))
-    return Setup(model, step, optimizer, lambda n, generator: model.sample(n, generator).cpu(), cosine_lr=R.cosine_lr)
-
-
-def dcgan_setup(profile: str, device: torch.device) -> Setup:
-    """Lesson 3's DCGAN (`recipes.DCGAN`), stopped by `GANGuard` if D wins outright; sampled from z ~ N(0, I)."""
-    R = recipes.DCGAN
-    gan = R.build(R.settings(profile)).to(device)
-    step = GANStep(gan, generator=torch.Generator().manual_seed(0), **R.step_args())
-    return Setup(gan, step, None, lambda n, generator: gan.sample(n, generator).cpu(), callbacks=[GANGuard()])
-
-
-def ddpm_setup(profile: str, device: torch.device, R: recipes.DiffusionRecipe = recipes.DDPM) -> Setup:
-    """Lesson 4's DDPM (`recipes.DDPM`, or a variant of it): Algorithm 1, bfloat16 autocast where the CPU supports
-    it, EMA weights. `sample(n, generator, sampler=ddim_sample, **options)` uses the averaged weights; by default
-    DDIM in 50 steps (eta = 0)."""
-    schedule = DiffusionSchedule(T=R.T, kind=R.schedule)
-    model = R.build(R.settings(profile)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
-    ema, noise = EMA(model, decay=R.ema_decay), torch.Generator().manual_seed(0)
-
-    def step(model, batch):
-        with fast_autocast(device):
-            return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], noise, R.min_snr_gamma)
-
-    def eps_model(x, t):
-        return ema.model(x, t).float()
-
-    def sample(n, generator, sampler=ddim_sample, **options):
-        with fast_autocast(device):
-            return sampler(eps_model, schedule, n=n, generator=generator, device=device, **options)[0].cpu()
-
-    return Setup(model, step, optimizer, sample, callbacks=[ema])
+from ..training import EMA, Callback, CosineSchedule, fit
+from ..vae import negative_elbo
+from .setups import dcgan_setup, ddpm_setup, vae_setup
 
 
 @dataclass
@@ -124,6 +68,21 @@ def finished(history, what: str = "training"):
     if history.stopped is not None:
         raise Unfinished(f"{what} stopped early: {history.stopped}")
     return history
+
+
+class FDCurve(Callback):
+    """The Frechet distance of 500 samples after every `every` epochs, against the seconds of training so far (the
+    time spent scoring not counted): GANs trained for different times are compared at equal seconds with it."""
+
+    def __init__(self, sample: Callable[[int, torch.Generator], torch.Tensor], every: int):
+        self.sample, self.every, self.points, self.start, self.scoring = sample, every, [], time.perf_counter(), 0.0
+
+    def on_epoch_end(self, state) -> None:
+        if (state.epoch + 1) % self.every == 0:
+            start = time.perf_counter()
+            fd = fd_to_training_digits(self.sample(500, torch.Generator().manual_seed(9)))
+            self.points.append([round(start - self.start - self.scoring, 1), round(fd, 2)])
+            self.scoring += time.perf_counter() - start
 
 
 def train_ae(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
@@ -167,10 +126,12 @@ def train_dcgan(profile: str, device: torch.device, n_scored: int | None = None)
     s = lesson_settings("gan", profile)
     train = load_dataset("mnist", "train", n=s.n_train)
     dcgan = dcgan_setup(profile, device)
+    curve = FDCurve(dcgan.sample, every=max(1, s.epochs // 20))
     history = finished(fit(dcgan.model, make_loader(train, s.batch_size), dcgan.step, dcgan.optimizer, s.epochs,
-                           device=device, callbacks=dcgan.callbacks, progress=False))
+                           device=device, callbacks=[*dcgan.callbacks, curve], progress=False))
     return Trained(lambda n, generator: (dcgan.sample(n, generator), None), n_params(dcgan.model.generator),
-                   history.seconds, extra={"d_params": n_params(dcgan.model.discriminator)})
+                   history.seconds - curve.scoring, extra={"d_params": n_params(dcgan.model.discriminator),
+                                                           "fd_500_over_seconds": curve.points})
 
 
 def train_ddpm(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
@@ -191,6 +152,30 @@ def train_ddpm(profile: str, device: torch.device, n_scored: int | None = None) 
                    history.seconds, extra={f"fd_ddpm1000_{n_both}": fd_to_training_digits(ddpm_images),
                                            f"fd_ddim50_{n_both}": fd_to_training_digits(ddim_images),
                                            "ddpm1000_seconds_100": ddpm_seconds * 100 / n_both})
+
+
+def train_stylegan(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
+    """Lesson 7's style-based generator (`recipes.STYLEGAN`) with lesson 3's GAN step, the guard and the lesson's
+    epochs; sampled with psi = 1 (no truncation) and fresh per-layer noise. Also scores psi = 0.7 on the same
+    number of images (truncation: precision up, recall down)."""
+    R = recipes.STYLEGAN
+    s = R.settings(profile)
+    epochs, batch_size = s.for_model("stylegan")
+    gan = R.build(s).to(device)
+    step = GANStep(gan, generator=torch.Generator().manual_seed(0), **R.step_args())
+
+    def sample(n, generator, psi=1.0):
+        with torch.no_grad():
+            return gan.generator.generate(gan.sample_z(n, generator).to(device), psi, generator=generator).cpu()
+
+    curve = FDCurve(sample, every=max(1, epochs // 20))
+    history = finished(fit(gan, make_loader(load_dataset("mnist", "train", n=s.n_train), batch_size), step, None,
+                           epochs, device=device, callbacks=[GANGuard(), curve], progress=False))
+    truncated = quality_report(sample(n_scored or N_SCORED[profile], torch.Generator().manual_seed(4), psi=0.7))
+    extra = {"d_params": n_params(gan.discriminator), "fd_500_over_seconds": curve.points,
+             **{f"psi0.7_{key}": truncated[key] for key in ("fd", "precision", "recall")}}
+    return Trained(lambda n, generator: (sample(n, generator), None), n_params(gan.generator),
+                   history.seconds - curve.scoring, extra)
 
 
 def cycled_labels(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -351,7 +336,8 @@ def train_ldm(profile: str, device: torch.device, n_scored: int | None = None) -
 
 
 BUILT = {"ae": train_ae, "vae": train_vae, "dcgan": train_dcgan, "ddpm": train_ddpm, "cgan": train_cgan,
-         "cvae": train_cvae, "pix2pix": train_pix2pix, "cfg": train_cfg, "ldm": train_ldm}
+         "cvae": train_cvae, "pix2pix": train_pix2pix, "cfg": train_cfg, "ldm": train_ldm,
+         "stylegan": train_stylegan}
 NAMES = list(BUILT)
 
 
@@ -414,7 +400,7 @@ def _benchmark(name: str, profile: str, device: torch.device, out: Path, n_score
         "sample_seconds_100": round(sample_seconds, 4),
         "n_params": trained.n_params,
         "n_images": len(images),
-        **{k: round(v, 4) for k, v in {**scores, **trained.extra}.items()},
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in {**scores, **trained.extra}.items()},
     }
 
 

@@ -2,7 +2,7 @@
 
 Each is re-implemented from its public source at that source's documented settings (nothing is tuned for the race,
 nothing changed but what the task needs: one channel, 28 x 28 digits), and comes ready for `fit` as a
-`benchmark.Setup`, the same object the course's side of each race is built as:
+`setups.Setup`, the same object the course's side of each race is built as:
 
 - `pytorch_examples_vae_setup`: the PyTorch examples' MLP VAE (github.com/pytorch/examples, `vae/main.py`);
 - `pytorch_examples_dcgan_setup`: the PyTorch examples' DCGAN (`dcgan/main.py`), at its 64 x 64 (digits are resized
@@ -23,7 +23,7 @@ from ..data import check_images
 from ..diffusion import to_image_range
 from ..nets import device_of, evaluating
 from ..vae import VAE, kl_to_standard_normal
-from .benchmark import Setup
+from .setups import Setup
 
 INSTALL_DIFFUSERS = 'pip install -e ".[peers]"'
 

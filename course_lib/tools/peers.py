@@ -9,7 +9,7 @@ quality metric (`course_lib.metrics`: Frechet distance in the bundled digit clas
 - **vae**: lesson 2's convolutional VAE vs the PyTorch examples' MLP VAE;
 - **gan**: lesson 3's DCGAN vs the PyTorch examples' DCGAN.
 
-The course's side of each pair is built from its recipe in `course_lib.recipes` (by `benchmark.vae_setup`,
+The course's side of each pair is built from its recipe in `course_lib.recipes` (by `setups.vae_setup`,
 `dcgan_setup`, `ddpm_setup`), with the lesson's batch size. The peers live in `course_lib.tools.peer_models`,
 re-implemented from their public sources at their documented settings: nothing is tuned for them, and nothing of
 theirs is changed except what the task needs (one channel, 28 x 28 digits; the DCGAN's digits are resized to its
@@ -53,7 +53,7 @@ from ..nets import n_params
 from ..training import Callback, StopTraining, fit
 from ..vae import negative_elbo
 from . import peer_models
-from .benchmark import Setup, dcgan_setup, ddpm_setup, vae_setup
+from .setups import Setup, dcgan_setup, ddpm_setup, vae_setup
 from .peer_models import INSTALL_DIFFUSERS, import_diffusers
 
 PAIRS = ("diffusion", "vae", "gan")

@@ -33,7 +33,23 @@ def table(results: dict) -> str:
             f"| {r['sample_seconds_100']:.3f} | {r['fd']:.2f} ({r['fd_real']:.2f} / {r['fd_noise']:.1f}) "
             f"| {r['precision']:.2f} | {r['recall']:.2f} | {accuracy} | {nelbo} |"
         )
-    return "\n".join(rows)
+    return "\n".join(rows + equal_seconds(results))
+
+
+def equal_seconds(results: dict) -> list[str]:
+    """Lines comparing the models that recorded their Frechet distance over training time (lesson 3's DCGAN and
+    lesson 7's StyleGAN): each one's curve, and both at the training seconds of the faster one."""
+    curves = {name: r["fd_500_over_seconds"] for name, r in results.items()
+              if r.get("status") == "ok" and r.get("fd_500_over_seconds")}
+    if len(curves) < 2:
+        return []
+    lines = ["", "Frechet distance of 500 samples over training time (seconds of training, scoring not counted):", ""]
+    lines += [f"- {name}: " + ", ".join(f"{fd:.1f} at {t:.0f} s" for t, fd in curve) for name, curve in curves.items()]
+    budget = min(curve[-1][0] for curve in curves.values())
+    at_budget = {name: [fd for t, fd in curve if t <= budget][-1:] for name, curve in curves.items()}
+    lines += ["", f"At equal training time ({budget:.0f} s, the last point of each curve within it): " + ", ".join(
+        f"{name} {fds[0]:.1f}" if fds else f"{name} (no point yet)" for name, fds in at_budget.items()) + "."]
+    return lines
 
 
 def replace_in(readme: Path, text: str, start: str = START, end: str = END) -> None:

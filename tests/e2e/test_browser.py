@@ -150,7 +150,12 @@ def caption_number(widget, pattern: str) -> float:
     raise AssertionError(f"no caption matching {pattern!r} in {widget.locator('.widget-label').all_inner_texts()}")
 
 
-def assert_readout_matches_caption(widget, pattern: str, what: str) -> float:
+def assert_readout_matches_caption(widget, pattern: str, what: str, timeout_s: float = 10) -> float:
+    """The slider's readout equals the caption's number, once the kernel has redrawn the frame the slider rests on
+    (during a drag the image and caption follow a step behind the readout)."""
+    start = time.time()
+    while float(readout(widget)) != caption_number(widget, pattern) and time.time() - start < timeout_s:
+        time.sleep(0.1)
     shown = readout(widget)
     assert float(shown) == caption_number(widget, pattern), (
         f"the slider reads {what} {shown} but the caption says {caption_number(widget, pattern):g}: it should show "
@@ -335,4 +340,26 @@ def test_lesson_6_latent_scrubber_responds(browser, lab, shots):
     scrubber.screenshot(path=shots / "lesson6_scrubber_1.png")
     page.screenshot(path=shots / "lesson6_page.png")
     assert after != before, "moving the scrubber did not change the frame"
+    page.close()
+
+
+def test_lesson_7_growth_mixing_and_truncation_scrubbers_respond(browser, lab, shots):
+    page = run_all(browser, lab, "07_gan_architectures.ipynb", timeout_s=420)
+    scrubbers = page.locator(".widget-vbox:has(.widget-play)")
+    assert scrubbers.count() == 3  # the growth of the faded-in run, the style mixer, the truncation slider
+    # (name, caption pattern, quantity, where it opens, drag): each slider shows the quantity itself
+    cases = [("growth", r"step (\d+):", "step", None, -200), ("mixing", r"crossover (\d+)", "crossover", 6, -200),
+             ("truncation", r"psi = ([\d.]+)", "psi", 1.0, -200)]
+    for i, (name, pattern, what, opens_at, dx) in enumerate(cases):
+        scrubber = scrubbers.nth(i)
+        scrubber.scroll_into_view_if_needed()
+        scrubber.screenshot(path=shots / f"lesson7_{name}_0.png")
+        first = assert_readout_matches_caption(scrubber, pattern, what)
+        if opens_at is not None:
+            assert first == opens_at, f"the {name} slider opens at {what} {first:g}, not {opens_at:g}"
+        before = image_src(scrubber)
+        drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, dx)
+        assert wait_for_new_image(scrubber, before) != before, f"moving the {name} slider did not change the frame"
+        assert assert_readout_matches_caption(scrubber, pattern, what) < first, f"{name}: the slider went the wrong way"
+        scrubber.screenshot(path=shots / f"lesson7_{name}_1.png")
     page.close()

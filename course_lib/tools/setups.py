@@ -1,0 +1,71 @@
+"""Each course model set up for a timed run, from its recipe in `course_lib.recipes`: the benchmark
+(`course_lib.tools.benchmark`) trains these for a profile's epochs, the peer race (`course_lib.tools.peers`) for a
+time budget."""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .. import recipes
+from ..diffusion import DiffusionSchedule, ddim_sample, diffusion_loss
+from ..fastpath import fast_autocast
+from ..gans import GANGuard, GANStep
+from ..training import EMA
+from ..vae import vae_step
+
+
+@dataclass
+class Setup:
+    """One course model ready for `fit`, built from its recipe in `course_lib.recipes`: the module, its step
+    function, its optimizer (None when the step updates the model itself, as a GAN's does), the callbacks it always
+    uses, and `sample(n, generator)` -> images (n, 1, 28, 28) in [0, 1] on the CPU. With `cosine_lr`, the caller
+    lowers the learning rate along a half cosine over the whole run, whose length only the caller knows
+    (`CosineSchedule` over epochs here, over a time budget in `course_lib.tools.peers`)."""
+
+    model: torch.nn.Module
+    step: Callable
+    optimizer: torch.optim.Optimizer | None
+    sample: Callable[..., torch.Tensor]
+    callbacks: list = field(default_factory=list)
+    cosine_lr: bool = False
+
+
+def vae_setup(profile: str, device: torch.device, R: recipes.VAERecipe = recipes.VAE16) -> Setup:
+    """Lesson 2's convolutional VAE (`recipes.VAE16`, or a variant of it made with `dataclasses.replace`), sampled
+    from its prior N(0, I)."""
+    model = R.build(R.settings(profile)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
+    step = vae_step(beta=R.beta, augment=R.augment, generator=torch.Generator().manual_seed(0))
+    return Setup(model, step, optimizer, lambda n, generator: model.sample(n, generator).cpu(), cosine_lr=R.cosine_lr)
+
+
+def dcgan_setup(profile: str, device: torch.device) -> Setup:
+    """Lesson 3's DCGAN (`recipes.DCGAN`), stopped by `GANGuard` if D wins outright; sampled from z ~ N(0, I)."""
+    R = recipes.DCGAN
+    gan = R.build(R.settings(profile)).to(device)
+    step = GANStep(gan, generator=torch.Generator().manual_seed(0), **R.step_args())
+    return Setup(gan, step, None, lambda n, generator: gan.sample(n, generator).cpu(), callbacks=[GANGuard()])
+
+
+def ddpm_setup(profile: str, device: torch.device, R: recipes.DiffusionRecipe = recipes.DDPM) -> Setup:
+    """Lesson 4's DDPM (`recipes.DDPM`, or a variant of it): Algorithm 1, bfloat16 autocast where the CPU supports
+    it, EMA weights. `sample(n, generator, sampler=ddim_sample, **options)` uses the averaged weights; by default
+    DDIM in 50 steps (eta = 0)."""
+    schedule = DiffusionSchedule(T=R.T, kind=R.schedule)
+    model = R.build(R.settings(profile)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
+    ema, noise = EMA(model, decay=R.ema_decay), torch.Generator().manual_seed(0)
+
+    def step(model, batch):
+        with fast_autocast(device):
+            return diffusion_loss(lambda x, t: model(x, t).float(), schedule, batch[0], noise, R.min_snr_gamma)
+
+    def eps_model(x, t):
+        return ema.model(x, t).float()
+
+    def sample(n, generator, sampler=ddim_sample, **options):
+        with fast_autocast(device):
+            return sampler(eps_model, schedule, n=n, generator=generator, device=device, **options)[0].cpu()
+
+    return Setup(model, step, optimizer, sample, callbacks=[ema])
