@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import check_images
-from .gans import GAN, _apply, d_loss, g_loss_non_saturating
+from .gans import GAN, GANStep, _apply, d_loss, g_loss_non_saturating
 
 # ---------------------------------------------------------------- EBGAN
 
@@ -74,6 +74,9 @@ class EBGANStep:
         self.opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr_d, betas=betas)
         self.opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr_g, betas=betas)
 
+    # both optimizers and the random generator, as GANStep's: what a checkpoint needs to resume exactly
+    state_dict, load_state_dict = GANStep.state_dict, GANStep.load_state_dict
+
     def __call__(self, gan: GAN, batch) -> dict[str, float]:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
         G, D = gan.generator, gan.discriminator
@@ -116,6 +119,8 @@ class MSGANStep:
         self.gan, self.ms_weight, self.generator = gan, ms_weight, generator
         self.opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr_d, betas=betas)
         self.opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr_g, betas=betas)
+
+    state_dict, load_state_dict = GANStep.state_dict, GANStep.load_state_dict  # as EBGANStep's
 
     def __call__(self, gan: GAN, batch) -> dict[str, float]:
         real, y = batch[0], batch[1]

@@ -286,8 +286,9 @@ LATENT_UNET = DiffusionRecipe("latent_diffusion/latent_unet",
 
 # Lesson 7: GAN architectures. StyleGAN gets DCGAN's discriminator and training settings, so that at the same
 # training time the comparison is about the generator.
+# StyleGAN's own Adam betas (0, 0.99): with DCGAN's (0.5, 0.999) this small generator learned about half as fast
 STYLEGAN = GANRecipe("gan_architectures/stylegan", lambda s: GAN(StyleGenerator(), DCGANDiscriminator(width=32)),
-                     lr=2e-3, augment=1.0)
+                     lr=2e-3, betas=(0.0, 0.99), augment=1.0)
 PROGRESSIVE = GANRecipe("gan_architectures/progressive",
                         lambda s: GAN(ProgressiveGenerator(), ProgressiveDiscriminator()), lr=1e-3, augment=1.0)
 PROGRESSIVE_JUMP = dataclasses.replace(PROGRESSIVE, name="gan_architectures/progressive_jump")  # no fade-in

@@ -74,7 +74,7 @@ from course_lib.stylegan import mix_styles, mixing_grid, path_length
 from course_lib.training import Snapshots, fit
 from course_lib.widgets import FrameScrubber
 
-USE_PRETRAINED = False  # True: every training cell loads the course's bundled weights (the lesson runs in ~1 min)
+USE_PRETRAINED = False  # True (or COURSE_PRETRAINED=1 in the environment): load bundled weights instead of training
 PRESENTER = False  # True: larger fonts, figures and widgets, for a projector
 PROFILE, S, device = start_lesson("gan_architectures", pretrained=USE_PRETRAINED, presenter=PRESENTER)
 train = load_dataset("mnist", "train", n=S.n_train)
@@ -126,8 +126,9 @@ def train_progressive(R, fade_share):
     step = GANStep(gan, generator=torch.Generator().manual_seed(0), **R.step_args())
     live = LivePlot(keys=["d_loss", "g_loss"], images=lambda g: g.generator(fixed_z), title=R.name, nrow=16)
     history = train_or_load(R.name, lambda: fit(gan, loader, step, None, epochs, device=device,
-                                                callbacks=[grow, snapshots, live]), gan=gan, snapshots=snapshots)
-    grow.finish()
+                                                callbacks=[grow, snapshots, live]), show=live, gan=gan,
+                            grow=grow, snapshots=snapshots)
+    grow.finish()  # at 28 x 28, fully faded in (where training ended, or the bundled weights were saved)
     return gan, grow, snapshots, history
 
 
@@ -165,7 +166,7 @@ plt.show()
 
 # %%
 stage_of = {step: grow.schedule(step) for step in snaps_fade.at_step}
-scrubber = FrameScrubber(snaps_fade.frames, nrow=16,
+scrubber = FrameScrubber(snaps_fade.frames, nrow=16, values=snaps_fade.at_step, description="step",
                          captions=[f"step {s}: {7 * 2 ** stage_of[s][0]} x {7 * 2 ** stage_of[s][0]} pixels, alpha "
                                    f"{stage_of[s][1]:.2f}" for s in snaps_fade.at_step])
 scrubber
@@ -217,14 +218,15 @@ live = LivePlot(keys=["d_loss", "g_loss", "d_real", "d_fake"], images=lambda gan
                 title="StyleGAN")
 step = GANStep(stylegan, generator=torch.Generator().manual_seed(0), **R.step_args())
 history = train_or_load(R.name, lambda: fit(stylegan, loader, step, None, epochs, device=device,
-                                            callbacks=[live, snapshots, GANGuard()]), gan=stylegan,
-                        snapshots=snapshots)
+                                            callbacks=[live, snapshots, GANGuard()]), show=live,
+                        gan=stylegan, snapshots=snapshots)
 d_real, d_fake = history.epochs["d_real"][-1], history.epochs["d_fake"][-1]
 print(f"{history.epoch} epochs in {history.seconds:.0f} s; last epoch: mean D(real) {d_real:.2f}, D(fake) {d_fake:.2f}")
 assert history.stopped is None and d_real > d_fake
 
 # %% [markdown]
-# How good are its digits? The Frechet distance to the training digits, precision and recall. (The benchmark,
+# How good are its digits? The Frechet distance to the training digits, precision and recall, and which digits it
+# draws: a GAN that leaves whole classes out (mode collapse, lesson 3) shows zeros in that count. (The benchmark,
 # `python -m course_lib.tools.benchmark --only stylegan dcgan`, compares it with lesson 3's DCGAN at the same
 # training time; the README has the numbers.)
 
@@ -234,6 +236,9 @@ show_images(samples[:32], nrow=16, title="StyleGAN samples")
 plt.show()
 report = quality_report(samples, name="StyleGAN")
 assert report["fd"] < report["fd_noise"]
+drawn = torch.bincount(read_digits(samples), minlength=10)
+print("how many samples the classifier reads as each digit 0-9:", drawn.tolist(),
+      f"({int((drawn == 0).sum())} digits never drawn)")
 
 # %% [markdown]
 # ## 3. Style mixing
@@ -253,14 +258,16 @@ for crossover in range(G.num_layers + 1):
     rows = torch.cat([torch.cat([torch.zeros(1, 1, 28, 28), sources_b]).unsqueeze(0),
                       torch.cat([sources_a.unsqueeze(1), grid], dim=1)])  # (6, 7, 1, 28, 28)
     frames.append(rows.flatten(0, 1))
-mixer = FrameScrubber(frames, description="crossover", nrow=7,
+mixer = FrameScrubber(frames, description="crossover", nrow=7, values=list(range(G.num_layers + 1)),
                       captions=[f"crossover {k}: layers 0-{k - 1} from the row's latent, {k}-5 from the column's" if k
                                 else "crossover 0: every layer from the column's latent" for k in range(G.num_layers + 1)])
 mixer
 
 # %% [markdown]
-# Which level decides what? Mix many pairs at each crossover and ask the digit classifier which digit each mixed image
-# shows: the digit of the coarse source (rows), of the fine source (columns), or neither.
+# Which level decides what? Mix many pairs of latents whose digits differ and ask the digit classifier which digit
+# each mixed image shows: the digit of the coarse source (rows), of the fine source (columns), or neither. Crossover 4
+# takes the 7 x 7 and 14 x 14 layers from the row's latent and only the 28 x 28 layers from the column's; crossover 2
+# only the 7 x 7 layers from the row's.
 
 # %%
 n = S.n_sampled // 4  # pairs
@@ -278,13 +285,14 @@ for crossover, (coarse, fine) in follows.items():
     print(f"crossover {crossover}: the mixed digit is the coarse source's in {coarse:.0%}, the fine source's in {fine:.0%}"
           f" (pairs of different digits)")
 if PROFILE != "smoke":  # an untrained generator has no levels yet
-    assert follows[2][0] > follows[2][1] and follows[4][0] > follows[4][1]
+    # the 28 x 28 layers redraw the digit without changing it: it follows the coarse source in most pairs
+    assert follows[4][0] > 0.5 > follows[4][1], follows
 
 # %% [markdown]
 # ### Exercise — where does the digit's identity live?
 
 # %%
-my_answer = "?"  # 'a' (coarse styles), 'b' (fine styles) or 'c' (the noise)
+my_answer = "?"  # 'a' (the 7 x 7 and 14 x 14 styles), 'b' (the 28 x 28 styles) or 'c' (the noise)
 exercises.check("identity_level", my_answer)
 
 # %% [markdown]
@@ -298,20 +306,24 @@ exercises.check("identity_level", my_answer)
 psis = [round(0.1 * i, 1) for i in range(11)]
 z16 = stylegan.sample_z(16, torch.Generator().manual_seed(7))
 truncation = FrameScrubber([G.generate(z16, psi, generator=torch.Generator().manual_seed(0)).cpu() for psi in psis],
-                           captions=[f"psi = {psi}" for psi in psis], description="psi", nrow=16)
+                           captions=[f"psi = {psi}" for psi in psis], description="psi", values=psis, nrow=16)
 truncation
 
 # %% [markdown]
-# Measured on as many samples as the lesson scores: lower $\psi$ should raise precision (typical digits) and lower
-# recall (fewer kinds of digit).
+# Measured on as many samples as the lesson scores: lower $\psi$ should raise precision (typical digits) and lower the
+# diversity, here the mean distance between two samples' classifier features (recall, the share of real digits with
+# a sample near them, falls too where it is not already near 0).
 
 # %%
 trunc = {}
 for psi in (0.5, 0.75, 1.0):
     images = G.generate(stylegan.sample_z(S.n_sampled, torch.Generator().manual_seed(8)), psi).cpu()
     trunc[psi] = quality_report(images, name=f"psi = {psi}")
+    trunc[psi]["diversity"] = class_diversity(images, torch.zeros(len(images)), classifier.features)
+    print(f"psi = {psi}: diversity {trunc[psi]['diversity']:.2f}")
 if PROFILE != "smoke":
-    assert trunc[0.5]["recall"] < trunc[1.0]["recall"], "truncation should cost diversity"
+    assert trunc[0.5]["precision"] > trunc[1.0]["precision"], "truncation should give more typical digits"
+    assert trunc[0.5]["diversity"] < trunc[0.75]["diversity"] < trunc[1.0]["diversity"], "and cost diversity"
 
 # %%
 my_answer = "?"  # with psi = 0: 'a' 16 different digits, 'b' 16 copies of one image, 'c' noise
@@ -355,6 +367,40 @@ with torch.no_grad():
 print(f"mean path length over {pairs} pairs: in z {length_z:.1f}, in w {length_w:.1f}")
 
 # %% [markdown]
+# **Arithmetic in w.** Sort many samples by the digit the classifier reads in them and average their w per digit.
+# Then move a sample's w by the difference of two averages, w + (mean w of the 7s - mean w of its own digit), and see
+# which digit comes out: if w lays digits out in regions, the shift turns the sample into a 7 while keeping some of
+# its style. The same shift in z, for comparison:
+
+# %%
+z_many = stylegan.sample_z(S.n_sampled, torch.Generator().manual_seed(15))
+with torch.no_grad():
+    w_many = G.mapping(z_many)
+    read = read_digits(G.synthesis(w_many[:, None].repeat(1, G.num_layers, 1), noise=False))
+target = 7
+found = [d for d in range(10) if (read == d).sum() >= 5]  # digits with enough samples to average
+if target in found:
+    mean_w = {d: w_many[read == d].mean(dim=0) for d in found}
+    mean_z = {d: z_many[read == d].mean(dim=0) for d in found}
+    movers = (read != target) & torch.isin(read, torch.tensor(found))  # samples of another digit we can shift
+    shift_w = torch.stack([mean_w[target] - mean_w[int(d)] for d in read[movers]])
+    shift_z = torch.stack([mean_z[target] - mean_z[int(d)] for d in read[movers]])
+    with torch.no_grad():
+        moved_w = G.synthesis((w_many[movers] + shift_w)[:, None].repeat(1, G.num_layers, 1), noise=False)
+        moved_z = G.synthesis(G.styles(z_many[movers] + shift_z), noise=False)
+    hit_w, hit_z = ((read_digits(x) == target).float().mean().item() for x in (moved_w, moved_z))
+    print(f"{int(movers.sum())} samples of other digits shifted towards the mean of the {target}s: read as a {target} "
+          f"in {hit_w:.0%} after the shift in w, {hit_z:.0%} after the shift in z")
+    before = G.synthesis(w_many[movers][:10, None].repeat(1, G.num_layers, 1), noise=False)
+    show_rows({"samples": before.cpu(), f"w + (mean w of {target}s - mean w of own digit)": moved_w[:10].cpu(),
+               "the same in z": moved_z[:10].cpu()})
+    plt.show()
+    if PROFILE != "smoke":
+        assert hit_w > 0.5, "the shift in w should turn most samples into the target digit"
+else:
+    print(f"too few samples read as a {target} to average (an untrained generator): the arithmetic is skipped")
+
+# %% [markdown]
 # ## 6. Per-layer noise
 #
 # Keep z fixed and redraw only the per-layer noise: the digit stays, the details move. The map on the right shows
@@ -394,7 +440,7 @@ step = EBGANStep(ebgan, margin=R.margin, lr_d=R.lr, lr_g=R.lr, betas=R.betas,
 fixed = ebgan.sample_z(16, torch.Generator().manual_seed(1))
 live = LivePlot(keys=["energy_real", "energy_fake"], images=lambda gan: gan.generator(fixed), title="EBGAN", nrow=16)
 history = train_or_load(R.name, lambda: fit(ebgan, make_loader(train, batch_size), step, None, epochs, device=device,
-                                            callbacks=[live]), gan=ebgan)
+                                            callbacks=[live]), show=live, gan=ebgan)
 assert history.stopped is None
 
 # %% [markdown]
@@ -450,7 +496,7 @@ for R in (recipes.MSGAN_OFF, recipes.MSGAN):
                      generator=torch.Generator().manual_seed(0))
     live = LivePlot(keys=["d_loss", "g_loss", "mode_seeking"], title=f"{R.name}, ms_weight {R.ms_weight}")
     history = train_or_load(R.name, lambda: fit(gan, make_loader(train, batch_size), step, None, epochs,
-                                                device=device, callbacks=[live, GANGuard()]), gan=gan)
+                                                device=device, callbacks=[live, GANGuard()]), show=live, gan=gan)
     assert history.stopped is None
     cgans[R.ms_weight] = gan
 
@@ -478,7 +524,7 @@ plt.show()
 # ## What's next
 # - Growing the resolution with a fade-in lets the GAN settle the layout before the details; without the fade-in the
 #   new layers erase what was learned at each switch.
-# - A style-based generator makes the latent a set of per-layer styles: the coarse ones chose the digit, the fine
-#   ones how it is drawn, and the truncation trick trades diversity for typical digits.
+# - A style-based generator makes the latent a set of per-layer styles: the 7 x 7 and 14 x 14 ones choose the digit,
+#   the 28 x 28 ones how it is drawn, and the truncation trick trades diversity for typical digits.
 # - The game itself can change: an autoencoder as the discriminator (EBGAN), a reward for diversity (MSGAN).
 # - **Lesson 8** turns generative models on existing images: super-resolution, restoration and editing.

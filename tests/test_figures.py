@@ -41,17 +41,8 @@ def test_command_line_rejects_an_unknown_prefix(capsys):
     assert "01_ae_latent_map" in capsys.readouterr().out
 
 
-def test_lesson_7_figures_draw_from_freshly_built_models(tmp_path, monkeypatch):
-    """Lesson 7's figure code runs against its models' current API (untrained here, so it runs without the bundle)."""
-    from course_lib import recipes
-    from course_lib.pretrained import BUILD_PROFILE
-    from course_lib.tools import figures_lesson7
-
-    built = {r.name: r for r in (recipes.STYLEGAN, recipes.EBGAN)}
-    monkeypatch.setattr(figures_lesson7, "load",
-                        lambda name: {"gan": built[name].build(built[name].settings(BUILD_PROFILE)).eval()})
-    monkeypatch.setattr(figures, "FIGURES", {**figures.FIGURES, **figures_lesson7.FIGURES})  # not bundled yet
-    for path in figures.make(["07_truncation", "07_noise", "07_ebgan"], tmp_path):
+def test_lesson_7_figures_draw_from_its_bundled_weights(tmp_path):
+    for path in figures.make(["07_fade_vs_jump", "07_truncation", "07_ebgan"], tmp_path):
         with Image.open(path) as image:
             grey = np.asarray(image.convert("L"), dtype=float)
         assert grey.shape[1] > 400 and grey.std() > 10, (path.name, grey.shape)

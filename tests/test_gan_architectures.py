@@ -181,7 +181,7 @@ MISTAKES_7 = [
                                               / (z1 - z2).abs().flatten(1).mean(1)).mean(), "inverse"),
     ("psi_zero", "a", "what is left of z"),
     ("psi_zero", "bogus", "answer 'a', 'b' or 'c'"),
-    ("identity_level", "b", "coarse styles"),
+    ("identity_level", "b", "coarser styles"),
 ]
 
 

@@ -262,3 +262,49 @@ def test_a_checkpoint_made_with_other_callbacks_is_refused_not_resumed_inexactly
     with pytest.raises(ValueError, match="same step and callbacks"):
         fit(model, make_loader(DIGITS, BATCH), step, adam(model), 2, callbacks=[EMA(model)],
             checkpoint=tmp_path / "run.pt", progress=False)
+
+
+# ---------------------------------------------------------------- lesson 7
+
+
+def test_lesson_7_progressive_growing_with_its_fade_in_and_snapshots(tmp_path):
+    from course_lib.progressive import Grow, ProgressiveDiscriminator, ProgressiveGenerator
+
+    def make():
+        seed_everything(0)
+        gan = GAN(ProgressiveGenerator(z_dim=8, channels=(4, 4, 4)), ProgressiveDiscriminator(channels=(4, 4, 4)))
+        fixed_z = gan.sample_z(2, torch.Generator().manual_seed(1))
+        step = GANStep(gan, lr_d=1e-3, lr_g=1e-3, augment=1.0, generator=torch.Generator().manual_seed(0))
+        return Run(gan, step, None, [Grow(gan, steps_per_stage=3, fade_steps=2),
+                                     Snapshots(lambda g: g.generator(fixed_z), every=1)])
+
+    resumes_exactly(make, tmp_path, "lesson 7 progressive")
+
+
+def test_lesson_7_style_based_generator_with_mixing_regularisation(tmp_path):
+    from course_lib.stylegan import StyleGenerator
+
+    def make():
+        seed_everything(0)  # mixing draws its crossover from torch's global random state, which the checkpoint keeps
+        gan = GAN(StyleGenerator(z_dim=8, w_dim=8, channels=(4, 4, 4)), DCGANDiscriminator(width=4))
+        step = GANStep(gan, lr_d=2e-3, lr_g=2e-3, betas=(0.0, 0.99), generator=torch.Generator().manual_seed(0))
+        return Run(gan, step, None, [GANGuard()])
+
+    resumes_exactly(make, tmp_path, "lesson 7 StyleGAN")
+
+
+def test_lesson_7_ebgan_and_msgan_steps(tmp_path):
+    from course_lib.gan_variants import EBGANStep, EnergyDiscriminator, MSGANStep
+
+    def make_ebgan():
+        seed_everything(0)
+        gan = GAN(DCGANGenerator(z_dim=8, width=4), EnergyDiscriminator(width=4, code=4))
+        return Run(gan, EBGANStep(gan, margin=0.1, generator=torch.Generator().manual_seed(0)), None)
+
+    def make_msgan():
+        seed_everything(0)
+        gan = ConditionalGAN(ConditionalGenerator(width=4), ConditionalDiscriminator(width=4))
+        return Run(gan, MSGANStep(gan, ms_weight=1.0, generator=torch.Generator().manual_seed(0)), None)
+
+    resumes_exactly(make_ebgan, tmp_path, "lesson 7 EBGAN")
+    resumes_exactly(make_msgan, tmp_path / "ms", "lesson 7 MSGAN")

@@ -91,10 +91,11 @@ def _grade_psi_zero(answer):
 def _grade_identity_level(answer):
     choice = str(answer).strip().lower()
     if choice == "a":
-        return True, "the 7 x 7 layers lay out the strokes, hence which digit it is; the fine layers only redraw them."
+        return True, "the 7 x 7 and 14 x 14 layers lay out the strokes, hence which digit it is; the 28 x 28 " \
+                     "layers only redraw them."
     if choice in ("b", "c"):
-        return False, "look at the mixing grid with crossover 2: along a row the digit keeps its class, so the class " \
-                      "comes from the source of the coarse styles."
+        return False, "look at the mixing grid with crossover 4: along a row the digit keeps its class, so the class " \
+                      "comes from the source of the coarser styles."
     return False, "answer 'a', 'b' or 'c'."
 
 
@@ -108,7 +109,8 @@ register(
     psi_zero=Exercise("With truncation psi = 0, what do 16 different z give? (a) 16 different digits, sharper than "
                       "usual; (b) 16 copies of one image, the average w; (c) pure noise.", _grade_psi_zero,
                       "b: w' = w_avg for every z."),
-    identity_level=Exercise("Which styles decide which digit is drawn? (a) the coarse ones (7 x 7 layers); (b) the "
-                            "fine ones (28 x 28 layers); (c) the per-layer noise.", _grade_identity_level,
-                            "a: the coarse styles; the class of a mixed image follows the coarse source."),
+    identity_level=Exercise("Which styles decide which digit is drawn? (a) the coarser ones (7 x 7 and 14 x 14 "
+                            "layers); (b) the fine ones (28 x 28 layers); (c) the per-layer noise.",
+                            _grade_identity_level,
+                            "a: the coarser styles; the class of a mixed image follows their source."),
 )

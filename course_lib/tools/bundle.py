@@ -35,6 +35,7 @@ from ..diffusion import DiffusionSchedule, diffusion_loss
 from ..latent_diffusion import encode_dataset
 from ..metrics import class_accuracy, frechet_distance
 from ..pix2pix import hide_lower_half
+from ..progressive import Grow
 from ..toy2d import CoverageLog, mode_coverage
 from ..training import Snapshots
 from ..vae import negative_elbo
@@ -42,7 +43,7 @@ from ..vae import negative_elbo
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {"autoencoders": "01_autoencoders", "vae": "02_variational_autoencoders", "gan": "03_gans",
              "diffusion": "04_diffusion", "conditional": "05_conditional_models",
-             "latent_diffusion": "06_latent_diffusion"}  # lesson 7: not bundled yet
+             "latent_diffusion": "06_latent_diffusion", "gan_architectures": "07_gan_architectures"}
 OUT = Path("runs") / "pretrained"  # the executed notebooks (and, by default, the float32 copies) go here
 
 # ------------------------------------------------------------------ how each bundled model is measured
@@ -130,6 +131,10 @@ def built(recipe: recipes.Recipe) -> torch.nn.Module:
     return recipe.build(recipe.settings(pretrained.BUILD_PROFILE))
 
 
+def _progressive_parts(gan: torch.nn.Module) -> dict:
+    return {"gan": gan, "grow": Grow(gan, steps_per_stage=1, fade_steps=0), "snapshots": Snapshots(None, every=1)}
+
+
 def _catalogue() -> dict[str, Entry]:
     R = recipes
 
@@ -150,7 +155,14 @@ def _catalogue() -> dict[str, Entry]:
     entries[R.CFG.name] = Entry(lambda: {"ema": built(R.CFG)}, lambda p: _denoising(p, conditional=True))
     entries[R.LATENT_UNET.name] = Entry(lambda: {"ema": built(R.LATENT_UNET)},
                                         lambda p: _denoising(p, conditional=True, latents=True))
-    # lesson 7's models are not bundled yet (their build did not finish): its USE_PRETRAINED says so when it loads
+    # lesson 7: the progressive GANs keep where `Grow` left them (fully grown, 28 x 28), and are measured there
+    entries[R.STYLEGAN.name] = Entry(lambda: {"gan": built(R.STYLEGAN), "snapshots": Snapshots(None, every=1)},
+                                     _generator)
+    for recipe in (R.PROGRESSIVE, R.PROGRESSIVE_JUMP):
+        entries[recipe.name] = Entry(lambda recipe=recipe: _progressive_parts(built(recipe)), _generator)
+    entries[R.EBGAN.name] = Entry(lambda: {"gan": built(R.EBGAN)}, _generator)
+    for recipe in (R.MSGAN, R.MSGAN_OFF):
+        entries[recipe.name] = Entry(lambda recipe=recipe: {"gan": built(recipe)}, _conditional_generator)
     for recipe in (R.TOY_GAN, R.TOY_WGAN_GP):
         for seed in R.TOY_SEEDS:  # `train_toy_gan` bundles one run per seed
             entries[f"{recipe.name}_seed{seed}"] = Entry(

@@ -357,7 +357,7 @@ FIGURES = {
     "05_cgan_grid": cgan_grid, "05_pix2pix": pix2pix, "05_cvae_style_grid": cvae_style_grid,
     "05_cfg_scales": cfg_scales,
     "06_latents": latents, "06_ldm_samples": ldm_samples,
-    # lesson 7's figures (`LESSON_7`) join once its weights are bundled: they are drawn from them
+    **LESSON_7,
 }
 
 
