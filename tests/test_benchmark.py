@@ -92,7 +92,9 @@ def test_unknown_model_name_lists_the_valid_ones(tmp_path):
 def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke_run, tmp_path):
     text = results_table.table(json.loads((smoke_run / "results.json").read_text()))
     lines = text.splitlines()
-    assert len(lines) == 11 and lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
+    assert lines[11].startswith("| stylegan | smoke |") and lines[12] == ""  # then the two FD curves, compared
+    assert lines[-1].startswith("At equal training time (") and "dcgan" in lines[-1] and "stylegan" in lines[-1]
+    assert lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
     assert lines[4].startswith("| dcgan | smoke |") and lines[5].startswith("| ddpm | smoke |")
     assert lines[6].startswith("| cgan | smoke |") and lines[9].startswith("| cfg | smoke |")
     assert lines[10].startswith("| ldm | smoke |")

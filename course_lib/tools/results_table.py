@@ -4,7 +4,8 @@
     python -m course_lib.tools.results_table runs/cpu/results.json --readme README.md # replace it in the README
     python -m course_lib.tools.results_table runs/peers/peers.json --readme README.md # the race against the peers
 
-In the README the table sits between the lines `<!-- results:start -->` and `<!-- results:end -->`; the peers' table
+In the README the table sits between the lines `<!-- results:start -->` and `<!-- results:end -->` (a run of some
+models only, with `--block NAME`: between `<!-- results-NAME:start -->` and `<!-- results-NAME:end -->`); the peers' table
 (`course_lib.tools.peers.table`, from `python -m course_lib.tools.peers`) between `<!-- peers:start -->` and `<!-- peers:end -->`.
 """
 
@@ -66,6 +67,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Markdown table from a benchmark's results.json or peers.json")
     parser.add_argument("results", type=Path)
     parser.add_argument("--readme", type=Path, help="replace the table between the matching markers in this file")
+    parser.add_argument("--block", help="a benchmark run of some models only: replace the block between "
+                        "<!-- results-BLOCK:start --> and <!-- results-BLOCK:end --> instead of the main table")
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
     if "pairs" in results:  # written by course_lib.tools.peers
@@ -74,6 +77,8 @@ def main(argv=None):
         text, markers = peers.table(results), (peers.START, peers.END)
     else:
         text, markers = table(results), (START, END)
+        if args.block:
+            markers = (f"<!-- results-{args.block}:start -->", f"<!-- results-{args.block}:end -->")
     if args.readme:
         replace_in(args.readme, text, *markers)
     print(text)
