@@ -117,6 +117,7 @@ def run_all(browser, lab, notebook: str, timeout_s: float = 300):
 
 
 def drag(page, handle, dx: float):
+    handle.scroll_into_view_if_needed()  # a tall widget (lesson 7's mixing grid) can leave its slider off screen
     box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
