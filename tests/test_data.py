@@ -1,6 +1,5 @@
-"""Data loading: the bundled MNIST subset, argument checks, the cache folder, and the offline fallback."""
-
-import socket
+"""Data loading: the bundled MNIST subset, argument checks, the cache folder, and the offline fallback (the
+`no_network` fixture is in conftest.py)."""
 
 import pytest
 import torch
@@ -65,21 +64,6 @@ def test_cache_dir_that_cannot_be_created_names_the_variable(tmp_path, monkeypat
     monkeypatch.setenv("COURSE_DATA_DIR", str(blocker / "data"))
     with pytest.raises(RuntimeError, match="COURSE_DATA_DIR"):
         cache_dir()
-
-
-@pytest.fixture
-def no_network(tmp_path, monkeypatch):
-    """Every connection attempt fails at once, as on a machine with no internet."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled by the test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))  # an empty cache
-    monkeypatch.setattr(data, "_download_failed", False)  # module state: a fresh session
 
 
 def test_auto_falls_back_to_the_bundled_digits_with_one_notice(no_network, capsys):

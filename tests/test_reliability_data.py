@@ -3,7 +3,6 @@ so), a checkpoint path that is missing or a folder is named as such (issue 19, c
 
 import os
 import shutil
-import socket
 
 import pytest
 import torch
@@ -47,22 +46,8 @@ def test_doctor_fails_where_a_lesson_would_fail_on_the_bundled_digits(bundled_co
     assert status == doctor_tool.FAIL and "Reinstall" in detail
 
 
-@pytest.fixture
-def online_without_cache(tmp_path, monkeypatch):
-    """Not offline, nothing cached, and the network refused at once."""
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled by the test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "_download_failed", False)
-    monkeypatch.setattr(data, "_told", set())
-
-
 def test_a_data_dir_that_is_a_file_is_named_as_such_and_does_not_blame_the_network(tmp_path, monkeypatch, capsys,
-                                                                                   online_without_cache):
+                                                                                   no_network):
     a_file = tmp_path / "data.txt"
     a_file.write_text("not a folder")
     monkeypatch.setenv("COURSE_DATA_DIR", str(a_file))
@@ -76,7 +61,7 @@ def test_a_data_dir_that_is_a_file_is_named_as_such_and_does_not_blame_the_netwo
     assert status == doctor_tool.WARN and "is a file, not a folder" in detail
 
 
-def test_a_read_only_data_dir_is_named_as_such(tmp_path, monkeypatch, capsys, online_without_cache):
+def test_a_read_only_data_dir_is_named_as_such(tmp_path, monkeypatch, capsys, no_network):
     folder = tmp_path / "shared"
     folder.mkdir()
     monkeypatch.setenv("COURSE_DATA_DIR", str(folder))
