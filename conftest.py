@@ -6,3 +6,4 @@ import os
 os.environ["COURSE_PROFILE"] = "smoke"
 os.environ["COURSE_OFFLINE"] = "1"
 os.environ["COURSE_HEADLESS"] = "1"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # torch's threads sleep while they wait (course_lib/__init__)

@@ -23,6 +23,10 @@ import torch
 
 PROFILES = ("smoke", "cpu", "gpu")
 
+# How torch's CPU threads wait for each other in this process: "PASSIVE" (they sleep; set by `import course_lib` when
+# it comes before `import torch`) or OpenMP's default, spinning, which is slow on a busy machine (see course_lib/__init__).
+WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "").upper() or "spin (OpenMP's default)"
+
 # How many generated images are scored (Frechet distance etc.) in each profile; fewer make a noisier number.
 N_SCORED = {"smoke": 200, "cpu": 1000, "gpu": 5000}
 

@@ -12,7 +12,7 @@ from dataclasses import asdict
 import torch
 
 from . import plotting
-from .config import env_flag, pick_device, profile_name, seed_everything
+from .config import WAIT_POLICY, env_flag, pick_device, profile_name, seed_everything
 from .data import BUNDLED_ROOT
 from .pretrained import BUILD_PROFILE, pretrained_switch, use_pretrained
 from .recipes import LessonSettings, lesson_settings
@@ -43,6 +43,10 @@ def start_lesson(lesson: str, seed: int = 0, pretrained: bool = False,
     plotting.presenter_mode(presenter)
     sizes = "  ".join(f"{k}={v}" for k, v in asdict(settings).items() if v not in (0, ()))  # what this lesson uses
     print(f"profile={profile}  device={device}  {sizes}")
+    if device.type == "cpu" and WAIT_POLICY != "PASSIVE":
+        print("torch's threads spin while they wait (torch was imported before course_lib, or OMP_WAIT_POLICY is "
+              "set): training can be 10x slower while other programs use the CPU. Restart the kernel and run the "
+              "setup cell first.")
     bundled = bundled_digits("train")
     if settings.n_train > bundled:
         print(f"n_train={settings.n_train} is an upper bound: without the full MNIST (offline) the lesson trains on "

@@ -57,6 +57,7 @@ if "google.colab" in sys.modules:
 # The profile decides the sizes below; the seed makes every run repeat exactly.
 
 # %%
+import course_lib  # first, before torch: it lets torch's threads sleep while they wait (faster on a busy CPU)
 import matplotlib.pyplot as plt
 import torch
 

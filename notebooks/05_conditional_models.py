@@ -56,6 +56,7 @@ if "google.colab" in sys.modules:
 # ## Setup
 
 # %%
+import course_lib  # first, before torch: it lets torch's threads sleep while they wait (faster on a busy CPU)
 import time
 
 import matplotlib.pyplot as plt

@@ -1,5 +1,6 @@
 """Profiles, seeding, device choice and switches."""
 
+import os
 import random
 
 import numpy as np
@@ -55,3 +56,22 @@ def test_asking_for_cuda_without_a_gpu_says_so():
 def test_env_flag(monkeypatch, value, on):
     monkeypatch.setenv("COURSE_SOMETHING", value)
     assert env_flag("COURSE_SOMETHING") is on
+
+
+def _wait_policy_in_a_fresh_python(code: str, **env: str) -> str:
+    """What `config.WAIT_POLICY` and the environment say in a new interpreter that runs `code` first."""
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | env
+    out = subprocess.run([sys.executable, "-c", code + "; from course_lib import config; import os; "
+                          "print(config.WAIT_POLICY, os.environ.get('OMP_WAIT_POLICY'))"],
+                         env=environment, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_importing_the_course_first_makes_torch_threads_wait_passively():
+    assert _wait_policy_in_a_fresh_python("import course_lib; import torch") == "PASSIVE PASSIVE"
+    assert _wait_policy_in_a_fresh_python("import course_lib", OMP_WAIT_POLICY="active") == "ACTIVE active"  # kept
+    # torch imported first: too late to change, and the course says so rather than pretend
+    assert _wait_policy_in_a_fresh_python("import torch; import course_lib") == "spin (OpenMP's default) None"

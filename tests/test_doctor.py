@@ -7,7 +7,7 @@ from course_lib import pretrained
 
 doctor_module = importlib.import_module("course_lib.tools.doctor")
 
-ITEMS = ("course_lib", "torch", "device", "colab", "ipywidgets", "data", "bundled weights")
+ITEMS = ("course_lib", "torch", "device", "cpu", "colab", "ipywidgets", "data", "bundled weights")
 
 
 def test_doctor_prints_every_item(capsys):
@@ -48,3 +48,17 @@ def test_a_check_that_crashes_is_reported_not_raised(monkeypatch):
     monkeypatch.setattr(doctor_module, "check_weights", broken)
     report = doctor_module.doctor(quiet=True, check_network=False)
     assert report["bundled weights"][0] == doctor_module.FAIL and "disk gone" in report["bundled weights"][1]
+
+
+def test_doctor_says_when_the_cpu_is_busy(monkeypatch):
+    monkeypatch.setattr(doctor_module.os, "getloadavg", lambda: (3.9, 3.0, 2.0))
+    monkeypatch.setattr(doctor_module.os, "cpu_count", lambda: 2)
+    status, detail = doctor_module.check_cpu()
+    assert status == doctor_module.WARN and "busy: load 3.9 on 2 cores" in detail and "Close other programs" in detail
+
+
+def test_doctor_says_how_to_stop_threads_spinning(monkeypatch):
+    monkeypatch.setattr(doctor_module.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    monkeypatch.setattr("course_lib.config.WAIT_POLICY", "spin (OpenMP's default)")
+    status, detail = doctor_module.check_cpu()
+    assert status == doctor_module.WARN and "import course_lib` before `import torch`" in detail

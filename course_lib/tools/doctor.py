@@ -5,7 +5,7 @@ where the data will come from, the bundled pretrained weights) and what to do ab
 
     >>> report = doctor(quiet=True, check_network=False)
     >>> list(report)
-    ['course_lib', 'torch', 'device', 'colab', 'ipywidgets', 'data', 'bundled weights']
+    ['course_lib', 'torch', 'device', 'cpu', 'colab', 'ipywidgets', 'data', 'bundled weights']
 """
 
 import importlib.metadata
@@ -57,6 +57,22 @@ def check_device() -> tuple[str, str]:
         return OK, f"cuda: {torch.cuda.get_device_name(device)}, {torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB"
     note = "" if device.type == "mps" else "; lessons use the 'cpu' profile (a few minutes each), or USE_PRETRAINED"
     return OK, f"{device.type} ({torch.get_num_threads()} threads){note}"
+
+
+def check_cpu() -> tuple[str, str]:
+    """Whether other programs keep the cores busy, and whether torch's threads sleep while they wait (they then lose
+    little to those programs; see course_lib/__init__)."""
+    from ..config import WAIT_POLICY
+
+    cores = os.cpu_count() or 1
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # processes running or waiting, last minute
+    waiting = (f"torch's threads wait passively (OMP_WAIT_POLICY={WAIT_POLICY})" if WAIT_POLICY == "PASSIVE" else
+               f"torch's threads spin while they wait ({WAIT_POLICY}): on a busy CPU a lesson can run 10x slower; "
+               "restart the kernel and run `import course_lib` before `import torch` (it sets OMP_WAIT_POLICY=PASSIVE)")
+    if busy > 0.75 * cores:
+        return WARN, (f"the CPU is busy: load {busy:.1f} on {cores} cores. Close other programs (a second kernel, a "
+                      f"video call) while a lesson trains; {waiting}")
+    return (OK if WAIT_POLICY == "PASSIVE" else WARN), f"load {busy:.1f} on {cores} cores; {waiting}"
 
 
 def check_colab() -> tuple[str, str]:
@@ -144,6 +160,7 @@ def doctor(quiet: bool = False, check_network: bool = True) -> dict[str, tuple[s
         "course_lib": check_course,
         "torch": check_torch,
         "device": check_device,
+        "cpu": check_cpu,
         "colab": check_colab,
         "ipywidgets": check_widgets,
         "data": lambda: check_data(check_network),
