@@ -14,6 +14,12 @@ Where the images come from (`source`):
 - `"auto"` (default): the full dataset if it is cached or can be downloaded, else the bundled digits with a one-line
   notice. With `COURSE_OFFLINE=1` (the tests and CI set it) it never touches the network.
 
+Downloads come from torchvision's mirrors, or only from `COURSE_DATA_MIRROR` when it is set: a classroom mirror, any
+web server that holds the files in torchvision's layout (`MNIST/raw/train-images-idx3-ubyte.gz`, ...). A cache folder
+is such a layout, so after one download a teacher can serve theirs with
+`python -m http.server 8000 --directory ~/.cache/course_lib/data`, and students set
+`COURSE_DATA_MIRROR=http://<teacher's address>:8000`. Every file is still checked against torchvision's md5.
+
     >>> train = load_dataset("mnist", split="train", n=100, source="bundled")
     >>> x, y = train.tensors
     >>> x.shape, x.dtype, float(x.min()) >= 0.0, float(x.max()) <= 1.0
@@ -32,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets
+from torchvision.datasets.utils import check_integrity
 
 from .nets import check_finite, check_float32
 
@@ -168,18 +175,48 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:  # size and time: a ch
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class DownloadError(RuntimeError):
+    """A download failed; `summary` says so in one line: from where, and why (offline, the mirror's answer, or a
+    damaged file)."""
+
+    def __init__(self, summary: str, details: str):
+        super().__init__(f"{summary}. {details}")
+        self.summary = summary
+
+
+def data_mirror() -> str | None:
+    """The classroom mirror set in `COURSE_DATA_MIRROR` (a URL ending in "/"), or None for torchvision's mirrors."""
+    url = os.environ.get("COURSE_DATA_MIRROR", "").strip()
+    return url.rstrip("/") + "/" if url else None
+
+
 def _download(name: str, split: str) -> datasets.VisionDataset:
     root = cache_dir()
     _writable(root)
+    dataset, where = DATASETS[name], data_mirror()
+    if where:  # same class name, so the same cache layout: root/MNIST/raw/, which is also the mirror's layout
+        dataset = type(dataset.__name__, (dataset,), {"mirrors": [f"{where}{dataset.__name__}/raw/"]})
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return DATASETS[name](root=root, train=split == "train", download=True)
+        return dataset(root=root, train=split == "train", download=True)
     except Exception as err:  # torchvision raises RuntimeError, URLError or socket errors depending on what failed
-        raise RuntimeError(
-            f"Could not download {name} into {root} ({type(err).__name__}: {err}). Check the internet connection, "
-            f"or use the bundled digits: load_dataset('mnist', source='bundled')."
-        ) from None
+        for file, md5 in dataset.resources:  # keep only whole files: a damaged or cut-off one is fetched again
+            archive = root / dataset.__name__ / "raw" / file
+            if archive.exists() and not check_integrity(str(archive), md5):
+                archive.unlink()
+        said = " ".join(str(err).split()) or type(err).__name__
+        if "corrupted" in said:  # torchvision's md5 check refused a file
+            why = "a downloaded file failed its checksum and was deleted"
+        elif where:
+            why = (str(err).strip().splitlines() or [said])[-1]  # the mirror's answer, e.g. Connection refused
+        else:
+            why = "offline?"
+        source = f"COURSE_DATA_MIRROR={where}" if where else "the internet"
+        fix = "Check that the mirror is running and holds the files" if where else "Check the internet connection"
+        raise DownloadError(f"Could not download {dataset.__name__} from {source} ({why})",
+                            f"{fix}, or use the bundled digits: load_dataset('mnist', source='bundled'). "
+                            f"(Downloading into {root}: {type(err).__name__}: {said})") from None
     finally:
         socket.setdefaulttimeout(old_timeout)
 
@@ -203,11 +240,11 @@ def _auto(name: str, split: str) -> datasets.VisionDataset:
             raise
         _tell(f"{err} Using the 5,000 bundled MNIST digits for now.")
         return _bundled(name, split)
-    except RuntimeError:
+    except DownloadError as err:
         if name != "mnist":
             raise
         _download_failed = True  # so this is said once: later loads go straight to the bundled digits
-        print("Could not download MNIST (offline?); using the 5,000 bundled MNIST digits instead.")
+        print(f"{err.summary}; using the 5,000 bundled MNIST digits instead.")
         return _bundled(name, split)
 
 

@@ -62,3 +62,14 @@ def test_doctor_says_how_to_stop_threads_spinning(monkeypatch):
     monkeypatch.setattr("course_lib.config.WAIT_POLICY", "spin (OpenMP's default)")
     status, detail = doctor_module.check_cpu()
     assert status == doctor_module.WARN and "import course_lib` before `import torch`" in detail
+
+
+def test_doctor_checks_the_classroom_mirror_when_one_is_set(monkeypatch, tmp_path):
+    reached = []
+    monkeypatch.setattr(doctor_module, "_can_reach", lambda host, timeout=3.0: reached.append(host) or False)
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COURSE_DATA_MIRROR", "http://127.0.0.1:8765")
+    status, detail = doctor_module.check_data(check_network=True)
+    assert reached == [("127.0.0.1", 8765)]
+    assert status == doctor_module.WARN and "COURSE_DATA_MIRROR=http://127.0.0.1:8765/" in detail

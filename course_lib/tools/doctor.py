@@ -15,6 +15,7 @@ import platform
 import socket
 import sys
 import types
+import urllib.parse
 
 import torch
 
@@ -98,7 +99,7 @@ def check_data(check_network: bool = True) -> tuple[str, str]:
     """Where the digits will come from, as `load_dataset("mnist")` decides it: FAIL when the bundled digits (which
     the lessons and the metrics need) are missing or damaged; WARN when COURSE_DATA_DIR is unusable or read-only
     (the lessons then fall back to the bundled digits, and say why)."""
-    from ..data import BUNDLED_ROOT, DataDirError, bundled_hashes, cache_dir, offline_mode, verify_bundled
+    from ..data import BUNDLED_ROOT, DataDirError, bundled_hashes, cache_dir, data_mirror, offline_mode, verify_bundled
 
     try:
         hashes = bundled_hashes()
@@ -127,9 +128,16 @@ def check_data(check_network: bool = True) -> tuple[str, str]:
                       f"`export COURSE_DATA_DIR=$HOME/course_data`.")
     if not check_network:
         return OK, "not checked; without a connection the 5,000 bundled MNIST digits are used"
-    if _can_reach(MNIST_HOST):
-        return OK, f"MNIST can be downloaded (it will be cached in {root})"
-    return WARN, ("MNIST cannot be downloaded (no connection to its mirror): the lessons will use the 5,000 bundled "
+    mirror = data_mirror()
+    if mirror:  # a classroom mirror: the only place the lessons download from
+        url = urllib.parse.urlsplit(mirror)
+        host = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
+        where = f"the classroom mirror COURSE_DATA_MIRROR={mirror}"
+    else:
+        host, where = MNIST_HOST, "its mirror"
+    if _can_reach(host):
+        return OK, f"MNIST can be downloaded from {where} (it will be cached in {root})"
+    return WARN, (f"MNIST cannot be downloaded (no connection to {where}): the lessons will use the 5,000 bundled "
                   "digits, enough for every lesson in the 'cpu' profile")
 
 
