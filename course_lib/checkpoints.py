@@ -106,6 +106,11 @@ def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, his
     tmp.replace(path)  # an interrupt while saving never leaves a half-written checkpoint behind
 
 
+# Parts that one machine has and another has not: the gradient scaler exists only where float16 needs one (a T4). A
+# run saved on a T4 resumes on a CPU or a bfloat16 GPU without it, and one saved there resumes on a T4 with a fresh scale.
+MACHINE_PARTS = {"gradient scaler"}
+
+
 def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None, loader=None,
                         parts: dict | None = None) -> dict:
     """Restore what `save_training_state` wrote into `model` (and `optimizer`, `loader`, `parts`); returns the
@@ -126,7 +131,7 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None
                          f"save_weights load with load_weights). Give fit another file name, or delete this one.")
     _check_same_architecture(model, state["model"], path)
     saved, wanted = state.get("parts", {}), parts or {}
-    if set(saved) != set(wanted):
+    if set(saved) - MACHINE_PARTS != set(wanted) - MACHINE_PARTS:
         raise ValueError(f"{path} was saved by a run with {', '.join(sorted(saved)) or 'no step or callback state'}, "
                          f"but this run has {', '.join(sorted(wanted)) or 'none'}. Resume with the same step and "
                          f"callbacks as the run that saved it, or delete {path} to start over.")
@@ -134,7 +139,8 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer=None
     if optimizer is not None and state["optimizer"]:
         optimizer.load_state_dict(state["optimizer"])
     for name, part in wanted.items():
-        part.load_state_dict(saved[name])
+        if name in saved:  # a machine part saved elsewhere is not there: it starts afresh
+            part.load_state_dict(saved[name])
     torch.set_rng_state(state["rng"].cpu())
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])

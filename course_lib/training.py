@@ -13,13 +13,17 @@ When something goes wrong, nothing is half done:
 - a batch with NaN or inf in it, or a step whose loss (or gradient) is not finite, changes nothing (not the weights,
   not BatchNorm's statistics, not the optimizers); `fit` stops with a message saying where, and
   `history.stopped == "nan"`;
+- with float16 (a T4's fast path, see `fit`'s `scaler`), an infinite gradient is first taken for float16 overflow:
+  the gradient scaler skips that step, which then changes nothing but the scale, halves the scale, and `fit` goes
+  on. Only when it happens with the scale down to 1, where the loss is no longer scaled up, is it divergence, and
+  `fit` stops as above;
 - Ctrl-C or Jupyter's stop button: `fit` keeps the model and its history (`last_history()`), then raises
   `TrainingInterrupted`, a KeyboardInterrupt, so Run All stops there instead of going on with a half-trained model;
 - with `checkpoint="run.pt"`, a later `fit(..., checkpoint="run.pt")` resumes from the last finished epoch and ends
   with exactly the weights of an uninterrupted run (CPU): the checkpoint holds every part with a state, i.e. the
   model, the optimizer, the step's own state (`state_dict()`, or the torch.Generators a step function draws from),
-  the state of every callback that has one (EMA, Snapshots, CosineSchedule, GANGuard...), the loader's shuffling
-  and torch's random state.
+  the state of every callback that has one (EMA, Snapshots, CosineSchedule, GANGuard...), the gradient scaler's
+  scale where float16 uses one, the loader's shuffling and torch's random state.
 
     >>> model = torch.nn.Linear(1, 1)
     >>> batches = [(torch.randn(16, 1),) for _ in range(4)]
@@ -41,6 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import GeneratorState, checkpoint_path, load_training_state, save_training_state
+from .fastpath import grad_scaler
 from .nets import device_of, evaluating, nonfinite
 
 
@@ -155,6 +160,7 @@ def fit(
     history: History | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    scaler: "torch.amp.GradScaler | None" = None,
 ) -> History:
     """Train `model` over `loader` until it has done `epochs` epochs in all, and return the History.
 
@@ -164,6 +170,14 @@ def fit(
     an uninterrupted run would have.
 
         history = fit(model, make_loader(train, 64), step, optimizer, epochs=5, checkpoint="runs/ae.pt")
+
+    On a GPU without bfloat16 (a T4), the fast path (`fastpath.fast_autocast`) computes in float16, whose numbers
+    stop at 65504 and whose smallest gradients round to 0. `fit` then backpropagates loss x scale and divides the
+    gradients by the scale before the optimizer step, with the gradient `scaler`: by default
+    `fastpath.grad_scaler(device)`, which is on exactly there and a no-op everywhere else (bfloat16, float32). A step
+    whose scaled gradient overflowed is skipped and the scale halved; after 2000 good steps in a row it doubles.
+    A step that updates the model itself (`optimizer=None`, the GAN steps) does its own backward, so `fit`'s scaler
+    is not used (the course's GAN steps compute in float32).
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs is the number of passes over the data in all, a whole number, got {epochs!r}.")
@@ -171,10 +185,16 @@ def fit(
         raise ValueError(_EMPTY_LOADER)
     device = torch.device(device) if device else device_of(model)
     model.to(device)
+    if optimizer is None and scaler is not None and scaler.is_enabled():
+        raise ValueError("A step that updates the model itself (optimizer=None) does its own backward, so fit cannot "
+                         "scale its loss. Scale the losses inside the step, or give fit the optimizer instead.")
+    scaler = grad_scaler(device) if scaler is None else scaler
     callbacks = list(callbacks)
     history = history or History()
     history.stopped = None  # continuing an interrupted run: it is no longer stopped
     parts = training_parts(step, callbacks)
+    if optimizer is not None and scaler.is_enabled():  # its scale, so a resumed run skips the same steps
+        parts["gradient scaler"] = scaler
     if checkpoint:
         checkpoint = checkpoint_path(checkpoint)
         if checkpoint.exists():
@@ -195,7 +215,7 @@ def fit(
                 batch = to_device(batch, device)
                 where = f"in epoch {epoch + 1}, at step {state.step + 1} (batch {count + 1} of the epoch)"
                 problem = _bad_batch(batch)
-                logs = {} if problem else _run_step(model, batch, step, optimizer, undo)
+                logs = {} if problem else _run_step(model, batch, step, optimizer, undo, scaler)
                 bad = {name: value for name, value in logs.items() if not math.isfinite(value)}
                 if problem or bad:
                     history.stopped = "nan"
@@ -260,8 +280,9 @@ def _diverged(bad: dict[str, float]) -> str:
             f"data range, then train again.")
 
 
-def _run_step(model, batch, step, optimizer, undo: "_Undo") -> dict[str, float]:
-    """One step; when a number it gives is not finite, everything it changed is put back as it was (`undo`)."""
+def _run_step(model, batch, step, optimizer, undo: "_Undo", scaler: "torch.amp.GradScaler") -> dict[str, float]:
+    """One step; when a number it gives is not finite, everything it changed is put back as it was (`undo`).
+    With a disabled `scaler` (bfloat16, float32) its calls are plain backward() and optimizer.step()."""
     undo.save()
     if optimizer is None:  # the step updates the model itself (e.g. a GAN's alternating updates)
         out = step(model, batch)
@@ -274,17 +295,32 @@ def _run_step(model, batch, step, optimizer, undo: "_Undo") -> dict[str, float]:
         optimizer.zero_grad(set_to_none=True)
         logs = {k: float(v.detach()) for k, v in losses.items()}
         if all(math.isfinite(v) for v in logs.values()):
-            losses["loss"].backward()
+            scaler.scale(losses["loss"]).backward()  # float16: loss x scale, so small gradients do not round to 0
             grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-            if math.isfinite(norm):
-                optimizer.step()
-            else:
-                logs["gradient norm"] = norm
-                optimizer.zero_grad(set_to_none=True)
+            if grads:  # (a loss that reaches none of the optimizer's parameters leaves nothing to apply)
+                scaler.unscale_(optimizer)  # the gradients divided by the scale again, in place
+                norm = float(torch.nn.utils.get_total_norm(grads))
+                if math.isfinite(norm):
+                    scaler.step(optimizer)
+                    scaler.update()  # the scale doubles after `growth_interval` good steps in a row
+                elif _float16_overflow(scaler):
+                    scaler.step(optimizer)  # skips optimizer.step, as the scaler saw the inf
+                    scaler.update()  # halves the scale
+                    optimizer.zero_grad(set_to_none=True)
+                    undo.restore()  # BatchNorm's statistics too: a skipped step changes nothing but the scale
+                else:
+                    logs["gradient norm"] = norm
+                    scaler.update(scaler.get_scale())  # forget this step's check and keep the scale: nothing changed
+                    optimizer.zero_grad(set_to_none=True)
     if not all(math.isfinite(v) for v in logs.values()):
         undo.restore()
     return logs
+
+
+def _float16_overflow(scaler: "torch.amp.GradScaler") -> bool:
+    """Whether a non-finite gradient is the scaler's to handle: with the loss scaled up (scale > 1), float16 may have
+    overflowed although the true gradient is finite. At scale 1 the loss is not scaled, so it is the model's own."""
+    return scaler.is_enabled() and scaler.get_scale() > 1.0
 
 
 class _Undo:
