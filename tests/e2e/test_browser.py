@@ -1,7 +1,8 @@
 """End to end, as a student sees it: JupyterLab on the loopback address, each lesson opened in a real (headless)
 Chromium, Run All in the `smoke` profile, then the latent explorer's sliders and buttons moved with the mouse. The
 scrubbers' readouts must show the quantity (t, w, step) that their captions name, and lesson 4 also runs in
-instructor mode (COURSE_PRETRAINED=1), where each training cell must show the recorded training figure.
+instructor mode (COURSE_PRETRAINED=1), where each training cell must show the recorded training figure. Lesson 1 also
+runs in the `cpu` profile, where one press of stop during Run All must end the queue at the training cell.
 
 Needs Debian's Chromium (`apt-get install chromium`) and the `e2e` extra (`pip install -e ".[course,e2e]"`, which
 brings playwright; no browser is downloaded). Run it with
@@ -50,7 +51,8 @@ def _serve(tmp_path_factory, **extra_env):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root / 'notebooks'}",
-         f"--LabApp.user_settings_dir={root / 'settings'}", f"--LabApp.workspaces_dir={root / 'workspaces'}"],
+         f"--LabApp.user_settings_dir={root / 'settings'}", f"--LabApp.workspaces_dir={root / 'workspaces'}",
+         "--LabApp.expose_app_in_browser=True"],  # window.jupyterapp: the cells' state, read by code_cells()
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -76,6 +78,12 @@ def lab(tmp_path_factory):
 def instructor_lab(tmp_path_factory):
     """The same, with instructor mode switched on as an instructor would: COURSE_PRETRAINED=1 in the environment."""
     yield from _serve(tmp_path_factory, COURSE_PRETRAINED="1")
+
+
+@pytest.fixture(scope="module")
+def cpu_lab(tmp_path_factory):
+    """The `cpu` profile: training cells run for tens of seconds, long enough to press stop in the middle of one."""
+    yield from _serve(tmp_path_factory, COURSE_PROFILE="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +122,17 @@ def run_all(browser, lab, notebook: str, timeout_s: float = 300):
     tracebacks = [errors.nth(i).inner_text() for i in range(errors.count()) if "Error" in errors.nth(i).inner_text()]
     assert not tracebacks, f"{notebook}: a cell failed:\n{tracebacks[0][:2000]}"
     return page
+
+
+def code_cells(page) -> list[dict]:
+    """Every code cell of the open notebook as JupyterLab holds it (rendered on screen or not): its execution count,
+    its execution state ('running' while it runs or waits in the queue), its source, its output text."""
+    return page.evaluate("""() => window.jupyterapp.shell.currentWidget.content.widgets
+        .filter(cell => cell.model.type === 'code')
+        .map(cell => ({count: cell.model.executionCount, state: cell.model.executionState,
+                       source: cell.model.sharedModel.getSource(),
+                       text: cell.model.outputs.toJSON().map(o => [].concat(o.text || [], o.evalue || [],
+                             (o.data && o.data['text/plain']) || []).join('')).join('\\n')}))""")
 
 
 def drag(page, handle, dx: float):
@@ -364,3 +383,41 @@ def test_lesson_7_growth_mixing_and_truncation_scrubbers_respond(browser, lab, s
         assert assert_readout_matches_caption(scrubber, pattern, what) < first, f"{name}: the slider went the wrong way"
         scrubber.screenshot(path=shots / f"lesson7_{name}_1.png")
     page.close()
+
+
+def test_lesson_1_stop_during_run_all_stops_the_lesson(browser, cpu_lab, shots):
+    """One press of stop while a training cell trains ends Run All there: the cells queued after it never run, and the
+    cell says that the model keeps what it learned and how to go on."""
+    url, token = cpu_lab
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{url}/lab/tree/01_autoencoders.ipynb?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    time.sleep(5)
+    page.click("text=Run", timeout=10_000)
+    page.click("text=Run All Cells", timeout=10_000)
+    training = None
+    start = time.time()
+    while training is None and time.time() - start < 240:  # the first training cell, once its epochs have begun
+        time.sleep(0.5)
+        cells = code_cells(page)
+        training = next((i for i, c in enumerate(cells) if "fit(" in c["source"] and c["state"] == "running"
+                         and c["count"] is None and all(d["count"] for d in cells[1:i])  # it, not a queued one
+                         and "epoch" in c["text"]), None)
+    if training is None:
+        page.screenshot(path=str(shots / "lesson1_no_training_cell.png"))
+    assert training is not None, "no training cell started within 240 s: " + "; ".join(
+        f"{i} {c['count']} {c['state']} {c['source'][:30]!r} {c['text'][-60:]!r}" for i, c in enumerate(cells[:8]))
+    time.sleep(2)
+    page.screenshot(path=str(shots / "lesson1_training_before_stop.png"))
+    page.click("text=Kernel", timeout=10_000)
+    page.click("text=Interrupt Kernel", timeout=10_000)
+    start = time.time()
+    while any(c["state"] == "running" for c in code_cells(page)) and time.time() - start < 60:
+        time.sleep(1)
+    page.screenshot(path=str(shots / "lesson1_after_stop.png"))
+    cells = code_cells(page)
+    assert not any(c["state"] == "running" for c in cells), "cells still running or queued 60 s after stop"
+    assert "Training stopped in epoch" in cells[training]["text"], cells[training]["text"][-1000:]
+    assert "Run All stops here" in cells[training]["text"] and "history=last_history()" in cells[training]["text"]
+    ran_after = [i for i, c in enumerate(cells) if i > training and c["count"] is not None]
+    assert not ran_after, f"cells {ran_after} ran after the stop: Run All went on"
