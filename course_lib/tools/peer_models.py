@@ -10,9 +10,18 @@ nothing changed but what the task needs: one channel, 28 x 28 digits), and comes
 - `diffusers_setup`: the Hugging Face diffusion course's `diffusers` UNet2DModel + DDPMScheduler (unit 2); needs
   `pip install -e ".[peers]"`.
 
+and, for the same-size pairs, networks the size of the course's, built and trained the usual way of their code:
+
+- `pytorch_examples_dcgan28_setup`: the PyTorch examples' DCGAN with its layers cut to 28 x 28 (7 -> 14 -> 28, as the
+  course's DCGAN) at the course's width, trained with the example's settings;
+- `diffusers_same_size_setup`: a diffusers UNet2DModel with the course U-Net's widths and no attention, trained with
+  diffusers' DDPMScheduler and the plain noise loss, in float32, without EMA; sampled with the course's DDIM.
+
 Their numbers are theirs, written once below; the course's numbers are in `course_lib.recipes`.
 """
 
+import inspect
+import math
 from typing import Callable
 
 import torch
@@ -20,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import check_images
-from ..diffusion import to_image_range
+from ..diffusion import DiffusionSchedule, ddim_sample, to_image_range
 from ..nets import device_of, evaluating
 from ..vae import VAE, kl_to_standard_normal
 from .setups import Setup
@@ -143,24 +152,39 @@ class PyTorchExamplesDCGAN(nn.Module):
     torch.Size([2, 1, 64, 64])
     """
 
+    image_size = DCGAN_SIZE
+
     def __init__(self, nz: int = 100, ngf: int = 64, ndf: int = 64, nc: int = 1):
         super().__init__()
         self.nz = nz
-        self.generator = nn.Sequential(
+        self.generator = self.make_generator(nz, ngf, nc)
+        self.discriminator = self.make_discriminator(ndf, nc)
+        self.apply(dcgan_weights_init)
+
+    @staticmethod
+    def make_generator(nz: int, ngf: int, nc: int) -> nn.Sequential:
+        return nn.Sequential(
             nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),  # 4 x 4
             nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),  # 8
             nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),  # 16
             nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),  # 32
             nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh(),  # (B, nc, 64, 64) in [-1, 1]
         )
-        self.discriminator = nn.Sequential(
+
+    @staticmethod
+    def make_discriminator(ndf: int, nc: int) -> nn.Sequential:
+        return nn.Sequential(
             nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),  # 32 x 32
             nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid(),  # (B, 1, 1, 1): D(x), a probability
         )
-        self.apply(dcgan_weights_init)
+
+    @staticmethod
+    def to_digits(images: torch.Tensor) -> torch.Tensor:
+        """G's images in [-1, 1] -> digits (B, 1, 28, 28) in [0, 1] for the course's metric."""
+        return from_dcgan_size(images)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n noise vectors z ~ N(0, I), shaped (n, nz, 1, 1) as the example's G takes them, on the model's device."""
@@ -169,11 +193,12 @@ class PyTorchExamplesDCGAN(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
         """n digits (n, 1, 28, 28) in [0, 1]. Made as the example makes its pictures, `netG(fixed_noise)` in
-        training mode (BatchNorm normalizes with each batch of 64's own statistics), then shrunk to 28 x 28."""
+        training mode (BatchNorm normalizes with each batch of 64's own statistics), then shrunk to 28 x 28 (the
+        64 x 64 model; `to_digits`)."""
         was_training = self.training
         self.train()
         z = self.noise(n, generator)
-        images = torch.cat([from_dcgan_size(self.generator(part)).cpu() for part in z.split(batch_size)])
+        images = torch.cat([self.to_digits(self.generator(part)).cpu() for part in z.split(batch_size)])
         self.train(was_training)
         return images
 
@@ -222,6 +247,66 @@ def pytorch_examples_dcgan_setup(device: torch.device) -> Setup:
     return Setup(gan, step, None, lambda n, generator: gan.sample(n, generator))
 
 
+class PyTorchExamplesDCGAN28(PyTorchExamplesDCGAN):
+    """The PyTorch examples' DCGAN (`PyTorchExamplesDCGAN`) with its layers cut down to 28 x 28 digits, for a race
+    against lesson 3's DCGAN at the same size: ngf = ndf = the course's width (32 in `recipes.DCGAN`).
+
+        G: z (B, 100, 1, 1) -> ConvT 2 ngf (7 x 7) -> ngf (14) -> 1 (28 x 28), tanh; BatchNorm + ReLU between
+        D: image (B, 1, 28, 28) -> Conv ndf (14) -> 2 ndf (7) -> 1 (a 7 x 7 kernel over the 7 x 7 map), sigmoid;
+           LeakyReLU 0.2, BatchNorm on the second layer
+
+    What changed from the example (and nothing else): G's first layer has a 7 x 7 kernel (the example's is 4 x 4) so
+    it starts at 7 x 7, and two doubling layers follow (7 -> 14 -> 28, as the course's) instead of four
+    (4 -> 64); its widths are the example's last two, ngf * 2 and ngf. D keeps the example's first two layers
+    (28 -> 14 -> 7) and its last layer's kernel is 7 x 7 (the example's 4 x 4 over 4 x 4). Still no biases,
+    BatchNorm as there, `dcgan_weights_init`, a sigmoid D trained with BCE (`PyTorchExamplesDCGANStep`). Its images
+    are 28 x 28 in [-1, 1] (the example's `Normalize((0.5,), (0.5,))`, no resizing).
+
+    >>> from course_lib.nets import n_params
+    >>> gan = PyTorchExamplesDCGAN28()
+    >>> gan.generator(torch.randn(2, 100, 1, 1)).shape, n_params(gan.generator), n_params(gan.discriminator)
+    (torch.Size([2, 1, 28, 28]), 347072, 36544)
+    """
+
+    image_size = 28
+
+    def __init__(self, nz: int = 100, ngf: int = 32, ndf: int = 32, nc: int = 1):
+        super().__init__(nz, ngf, ndf, nc)
+
+    @staticmethod
+    def make_generator(nz: int, ngf: int, nc: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 2, 7, 1, 0, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),  # 7 x 7
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),  # 14 x 14
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh(),  # (B, nc, 28, 28) in [-1, 1]
+        )
+
+    @staticmethod
+    def make_discriminator(ndf: int, nc: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),  # 14 x 14
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, 1, 7, 1, 0, bias=False), nn.Sigmoid(),  # (B, 1, 1, 1): D(x), a probability
+        )
+
+    @staticmethod
+    def to_digits(images: torch.Tensor) -> torch.Tensor:
+        return ((images + 1) / 2).clamp(0, 1)
+
+
+def to_dcgan28_range(images: torch.Tensor) -> torch.Tensor:
+    """Digits (B, 1, 28, 28) in [0, 1] -> what `PyTorchExamplesDCGAN28` reads: the same size, in [-1, 1]."""
+    return check_images(images) * 2 - 1
+
+
+def pytorch_examples_dcgan28_setup(device: torch.device, width: int = 32) -> Setup:
+    """`PyTorchExamplesDCGAN28` at ngf = ndf = `width` and the example's step (Adam 2e-4, beta1 0.5, BCE; batch
+    `DCGAN_BATCH_SIZE`: the caller's loader, of `to_dcgan28_range` digits)."""
+    gan = PyTorchExamplesDCGAN28(ngf=width, ndf=width).to(device)
+    step = PyTorchExamplesDCGANStep(gan, generator=torch.Generator().manual_seed(0))
+    return Setup(gan, step, None, lambda n, generator: gan.sample(n, generator))
+
+
 # ---------------------------------------------------------------- peer 3: diffusers, as the Hugging Face course uses it
 
 
@@ -260,9 +345,10 @@ def diffusers_scheduler():
     return import_diffusers().DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
 
 
-def diffusers_step(scheduler, generator: torch.Generator | None = None) -> Callable:
-    """The HF course's training step, for `fit`: images to [-1, 1], t ~ randint(0, 999), noise added by the
-    scheduler, loss = MSE between the U-Net's prediction and the noise.
+def diffusers_step(scheduler, generator: torch.Generator | None = None, t_high: int = 999) -> Callable:
+    """The HF course's training step, for `fit`: images to [-1, 1], t ~ randint(0, t_high) (the HF course's 999;
+    diffusers' own `train_unconditional.py` draws from all of `num_train_timesteps`), noise added by the scheduler,
+    loss = MSE between the U-Net's prediction and the noise.
 
     `generator` draws t and the noise (the course uses the global one; a seeded one makes the race repeatable).
     """
@@ -270,7 +356,7 @@ def diffusers_step(scheduler, generator: torch.Generator | None = None) -> Calla
     def step(unet, batch):
         x = batch[0] * 2 - 1  # "Data on the GPU (mapped to (-1, 1))"
         noise = torch.randn(x.shape, generator=generator).to(x.device)
-        timesteps = torch.randint(0, 999, (len(x),), generator=generator).to(x.device)
+        timesteps = torch.randint(0, t_high, (len(x),), generator=generator).to(x.device)
         noisy_x = scheduler.add_noise(x, noise, timesteps)
         return F.mse_loss(unet(noisy_x, timesteps).sample, noise)
 
@@ -302,3 +388,76 @@ def diffusers_setup(device: torch.device, channels: tuple[int, int, int] = DIFFU
     step = diffusers_step(scheduler, torch.Generator().manual_seed(0))
     return Setup(unet, step, optimizer,
                  lambda n, generator: diffusers_ddim_sample(unet, scheduler, n, ddim_steps, generator))
+
+
+# ---------------------------------------------------------------- peer 4: diffusers at the course U-Net's size
+
+# The course's schedule kinds in diffusers' words: DDPMScheduler's beta_schedule
+DIFFUSERS_BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+
+
+def import_diffusers_without_middle_block():
+    """`import_diffusers()`, or an ImportError (the pair is then skipped) when its UNet2DModel cannot leave out the
+    middle block (diffusers before 0.33)."""
+    diffusers = import_diffusers()
+    if "mid_block_type" not in inspect.signature(diffusers.UNet2DModel.__init__).parameters:
+        raise ImportError(f"The same-size diffusion pair needs diffusers 0.33 or later (UNet2DModel's "
+                          f"mid_block_type=None); this is diffusers {diffusers.__version__}. Upgrade with: "
+                          f'pip install -U "diffusers>=0.33"')
+    return diffusers
+
+
+def diffusers_same_size_unet(channels: tuple[int, int, int], time_dim: int = 128) -> nn.Module:
+    """A diffusers UNet2DModel the size of the course's `UNet(channels)`, with no attention:
+
+        UNet2DModel(sample_size=28, in_channels=1, out_channels=1, block_out_channels=channels, layers_per_block=1,
+                    down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
+                    mid_block_type=None, time_embedding_dim=time_dim, norm_num_groups=gcd(8, *channels))
+
+    Why each setting: the course's U-Net has one ResBlock per level on the way down and up, so layers_per_block=1;
+    diffusers' UpBlock2D holds layers_per_block + 1 ResNet blocks (it also joins the downsamplers' outputs), so
+    its up path has 6 against the course's 3, and its middle block (2 ResNet blocks and, by default, attention)
+    is left out: 9 ResNet blocks against the course's 8 (3 down, 2 middle, 3 up), and the parameter counts agree
+    within 1% at lesson 4's `cpu` widths (16, 32, 64) and 3% at the `gpu` ones (32, 64, 128) (the smoke profile's
+    tiny (8, 16, 16): 7% fewer). The time embedding is the course's width (`UNet.time_dim`), GroupNorm has the
+    course's 8 groups. Its multiply-adds per image are about 1.5 times the course's (more blocks at 28 x 28).
+
+    At (16, 32, 64) it has 498,097 parameters, the course's `UNet` 495,521 (checked in tests/test_peers.py, which
+    skip without diffusers). Needs diffusers 0.33 or later (the first to take mid_block_type=None in UNet2DModel).
+    """
+    diffusers = import_diffusers_without_middle_block()
+    return diffusers.UNet2DModel(
+        sample_size=28, in_channels=1, out_channels=1, block_out_channels=tuple(channels), layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3, mid_block_type=None,
+        time_embedding_dim=time_dim, norm_num_groups=math.gcd(8, *channels))
+
+
+def diffusers_ddpm_scheduler(T: int = 1000, kind: str = "linear"):
+    """diffusers' DDPMScheduler with the course's schedule: T steps, `kind` "linear" (Ho et al.'s betas from 1e-4 to
+    0.02 at T = 1000, DDPMScheduler's default; scaled by 1000 / T otherwise, as `DiffusionSchedule` does) or "cosine"
+    (`squaredcos_cap_v2`). Lesson 4's T = 1000, "linear" is `DDPMScheduler(num_train_timesteps=1000)` as it comes."""
+    if kind not in DIFFUSERS_BETA_SCHEDULES:
+        raise ValueError(f"Unknown schedule kind {kind!r}. Use one of {', '.join(DIFFUSERS_BETA_SCHEDULES)}.")
+    ends = dict(beta_start=1e-4 * 1000 / T, beta_end=0.02 * 1000 / T) if kind == "linear" and T != 1000 else {}
+    return import_diffusers().DDPMScheduler(num_train_timesteps=T, beta_schedule=DIFFUSERS_BETA_SCHEDULES[kind],
+                                            **ends)
+
+
+def diffusers_same_size_setup(device: torch.device, channels: tuple[int, int, int], time_dim: int = 128,
+                              lr: float = 1e-3, T: int = 1000, kind: str = "linear", ddim_steps: int = 50) -> Setup:
+    """The course U-Net's size trained the usual diffusers way: `diffusers_same_size_unet`, `diffusers_ddpm_scheduler`
+    (T, kind), `diffusers_step` with t ~ randint(0, T) (as diffusers' `train_unconditional.py`), the plain MSE on the
+    noise, Adam `lr`, float32, no EMA, no augmentation. Sampled with the course's own `ddim_sample` in `ddim_steps`
+    (eta = 0, x0 clipped to [-1, 1]) on the same schedule, so that only the training differs from the course's side."""
+    unet = diffusers_same_size_unet(channels, time_dim).to(device)
+    scheduler = diffusers_ddpm_scheduler(T, kind)
+    optimizer = torch.optim.Adam(unet.parameters(), lr=lr)
+    step = diffusers_step(scheduler, torch.Generator().manual_seed(0), t_high=T)
+    schedule = DiffusionSchedule(T=T, kind=kind)
+
+    def sample(n, generator):
+        with evaluating(unet):
+            return ddim_sample(lambda x, t: unet(x, t).sample, schedule, n=n, steps=ddim_steps, generator=generator,
+                               device=device)[0].cpu()
+
+    return Setup(unet, step, optimizer, sample)

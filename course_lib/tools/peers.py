@@ -9,13 +9,27 @@ quality metric (`course_lib.metrics`: Frechet distance in the bundled digit clas
 - **vae**: lesson 2's convolutional VAE vs the PyTorch examples' MLP VAE;
 - **gan**: lesson 3's DCGAN vs the PyTorch examples' DCGAN.
 
+Those peers are their sources' models, several times larger than the course's; on a CPU they may not leave noise
+within the budget, which says little about how the course trains. Two more pairs race networks of the *same size*,
+so that what differs is the training recipe (lesson 4's Min-SNR weighting, bfloat16 and EMA; lesson 3's learning
+rate and augmentation) against the same kind of network trained the usual way:
+
+- **diffusion_same_size**: lesson 4's DDPM vs a diffusers UNet2DModel with the course U-Net's widths and no
+  attention (`peer_models.diffusers_same_size_unet`: parameters within 10% of the course's), trained with diffusers'
+  DDPMScheduler (lesson 4's linear schedule, T = 1000: DDPMScheduler's default) and the plain MSE noise loss, Adam
+  at lesson 4's learning rate and batch size, float32, no EMA; sampled with the course's DDIM in as many steps;
+- **gan_same_size**: lesson 3's DCGAN vs the PyTorch examples' DCGAN cut to 28 x 28 at the course's width
+  (`peer_models.PyTorchExamplesDCGAN28`), trained with the example's settings (Adam 2e-4, beta1 0.5, BCE, its
+  weight init, batch 64).
+
 The course's side of each pair is built from its recipe in `course_lib.recipes` (by `setups.vae_setup`,
 `dcgan_setup`, `ddpm_setup`), with the lesson's batch size. The peers live in `course_lib.tools.peer_models`,
 re-implemented from their public sources at their documented settings: nothing is tuned for them, and nothing of
 theirs is changed except what the task needs (one channel, 28 x 28 digits; the DCGAN's digits are resized to its
 64 x 64 and back).
 
-    python -m course_lib.tools.peers --profile cpu --out runs/peers                    # every pair, ~30 min on 2 cores
+    python -m course_lib.tools.peers --profile cpu --out runs/peers                    # every pair, ~1 h on 2 cores
+    python -m course_lib.tools.peers --profile cpu --out runs/peers --only diffusion_same_size gan_same_size  # ~30 min
     python -m course_lib.tools.peers --profile smoke --out /tmp/p --only vae           # seconds
     python -m course_lib.tools.results_table runs/peers/peers.json --readme README.md  # the README's table
 
@@ -25,6 +39,12 @@ sampled (the same seed every time) and scored, and the clock starts again, so sc
 time. Writes `OUT/peers.json` (per pair: the budget, both models' final Frechet distance, images/s, images seen,
 parameters, settings and curve of (seconds, Frechet distance), and ratio = course / peer; the machine; the distances
 of held-out real digits and of noise for as many images, to read the scores between) and `OUT/peers.png`.
+
+Time to quality: a distance at one budget says where each side stands then, not how much sooner one got there. Each
+pair has a fixed Frechet distance (`SETTINGS[profile].thresholds`), and each side's `seconds_to_threshold` is the
+first training second at which its curve is at or below it (`seconds_to_reach`: linearly interpolated between the
+checkpoints around the first one at or below it; None, shown as "> budget", when no checkpoint is). Where both sides
+reach it, `time_ratio` = course seconds / peer seconds (below 1: the course gets there sooner).
 
 A side whose training stops before its budget (NaN, the GAN guard) is no result: its pair gets `"status": "stopped"`
 and no ratio, and the exit code is 1; Ctrl-C keeps the pairs raced so far, marks its pair "interrupted", exits 130.
@@ -36,7 +56,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -56,29 +76,61 @@ from . import peer_models
 from .setups import Setup, dcgan_setup, ddpm_setup, vae_setup
 from .peer_models import INSTALL_DIFFUSERS, import_diffusers
 
-PAIRS = ("diffusion", "vae", "gan")
+PAIRS = ("diffusion", "vae", "gan", "diffusion_same_size", "gan_same_size")
 
 
 @dataclass(frozen=True)
 class RaceSettings:
     """How long and how carefully one profile races: seconds of training per model and pair, images scored at each
-    checkpoint, DDIM steps when a diffusion model is sampled, and the checkpoints as fractions of the budget."""
+    checkpoint, DDIM steps when a diffusion model is sampled, the checkpoints as fractions of the budget (a pair in
+    `pair_checkpoints` has its own), and per pair the Frechet distance whose time to reach is reported."""
 
     budgets: dict  # pair -> seconds of training for each of its two models
     n_scored: int
     ddim_steps: int
     checkpoints: tuple[float, ...]
+    thresholds: dict  # pair -> the Frechet distance of "time to quality" (`seconds_to_reach`)
+    pair_checkpoints: dict = field(default_factory=dict)  # pair -> its own checkpoints, where scoring is cheap
     diffusers_channels: tuple[int, int, int] = peer_models.DIFFUSERS_CHANNELS  # the HF course's; smoke shrinks it
 
+    def checkpoints_of(self, pair: str) -> tuple[float, ...]:
+        """The fractions of the budget at which `pair`'s models are scored."""
+        return self.pair_checkpoints.get(pair, self.checkpoints)
+
+
+# More checkpoints make a finer curve for the time to the threshold, and cost scoring time (not training time).
+# Scoring a GAN costs a second or two (500 samples are one batch through G): the same-size GAN pair is scored every
+# 1/16 of its budget. A diffusion model's 500 samples cost 50 DDIM steps each (about half a minute to a minute on a
+# CPU): the same-size diffusion pair is scored 6 times; the first three pairs keep their 4 points.
+EVERY_16TH = tuple(k / 16 for k in range(1, 17))
+SAME_SIZE_DIFFUSION_POINTS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
+
+# Thresholds (the distance each pair is timed to). The Frechet distance of 500 samples runs from about 20 (held-out
+# real digits) to about 95,000 (uniform noise); digits are recognizable below about 1,000. Each threshold is a value
+# the course's side reaches within about the first half of its budget on a 2-core CPU, so that a peer learning up
+# to about twice as slowly still reaches it within the budget and the times compare: lesson 3's DCGAN is at about
+# 500 after 50 s (350 after 130 s); lesson 4's DDPM at about 250 after 300 s (13,900 after 60 s of one busy thread,
+# 13,000 images), so 1,000 falls about a third of the way; lesson 2's VAE at about 650 after 60 s.
+CPU_THRESHOLDS = {"diffusion": 1000.0, "vae": 800.0, "gan": 500.0, "diffusion_same_size": 1000.0,
+                  "gan_same_size": 500.0}
 
 SETTINGS = {
-    # smoke: every line runs in seconds; tiny U-Nets on both sides, as lesson 4's smoke profile does
-    "smoke": RaceSettings({"diffusion": 1.0, "vae": 1.0, "gan": 1.0}, n_scored=64, ddim_steps=5,
-                          checkpoints=(0.5, 1.0), diffusers_channels=(8, 16, 16)),
-    "cpu": RaceSettings({"diffusion": 300.0, "vae": 60.0, "gan": 150.0}, n_scored=500, ddim_steps=50,
-                        checkpoints=(0.125, 0.25, 0.5, 1.0)),
-    "gpu": RaceSettings({"diffusion": 300.0, "vae": 60.0, "gan": 150.0}, n_scored=1000, ddim_steps=50,
-                        checkpoints=(0.125, 0.25, 0.5, 1.0)),
+    # smoke: every line runs in seconds; tiny U-Nets on both sides, as lesson 4's smoke profile does. Its thresholds
+    # only exercise the code: after 1 s every model is still near noise.
+    "smoke": RaceSettings({name: 1.0 for name in PAIRS}, n_scored=64, ddim_steps=5, checkpoints=(0.5, 1.0),
+                          thresholds={name: 70_000.0 for name in PAIRS}, diffusers_channels=(8, 16, 16)),
+    "cpu": RaceSettings({"diffusion": 300.0, "vae": 60.0, "gan": 150.0, "diffusion_same_size": 300.0,
+                         "gan_same_size": 150.0}, n_scored=500, ddim_steps=50, checkpoints=(0.125, 0.25, 0.5, 1.0),
+                        thresholds=CPU_THRESHOLDS,
+                        pair_checkpoints={"gan_same_size": EVERY_16TH,
+                                          "diffusion_same_size": SAME_SIZE_DIFFUSION_POINTS}),
+    # gpu: the same budgets and thresholds (1,000 samples score a little lower than 500: the thresholds are reached
+    # a little sooner on both sides alike)
+    "gpu": RaceSettings({"diffusion": 300.0, "vae": 60.0, "gan": 150.0, "diffusion_same_size": 300.0,
+                         "gan_same_size": 150.0}, n_scored=1000, ddim_steps=50, checkpoints=(0.125, 0.25, 0.5, 1.0),
+                        thresholds=CPU_THRESHOLDS,
+                        pair_checkpoints={"gan_same_size": EVERY_16TH,
+                                          "diffusion_same_size": SAME_SIZE_DIFFUSION_POINTS}),
 }
 
 # The course's diffusion recipes, as (recipe, batch size). "min_snr" is lesson 4's own (`recipes.DDPM`, at the
@@ -153,6 +205,42 @@ class Race(Callback):
             self.checkpoint()
 
 
+def seconds_to_reach(curve, threshold: float) -> float | None:
+    """The first training second at which a curve of (seconds, Frechet distance) is at or below `threshold`:
+    linearly interpolated between the last checkpoint above it and the first at or below it,
+
+        t = s_0 + (FD_0 - threshold) / (FD_0 - FD_1) * (s_1 - s_0),
+
+    the first checkpoint's seconds when that one is already at or below it (the curve says nothing earlier), and
+    None when no checkpoint is ("not reached within the budget").
+
+    >>> seconds_to_reach([(10, 900.0), (20, 700.0), (30, 400.0)], 500)
+    26.67
+    >>> seconds_to_reach([(10, 450.0), (20, 300.0)], 500), seconds_to_reach([(10, 900.0), (20, 600.0)], 500)
+    (10.0, None)
+    """
+    previous = None
+    for seconds, fd in curve:
+        if fd <= threshold:
+            if previous is None:
+                return round(float(seconds), 2)
+            s0, fd0 = previous
+            return round(s0 + (fd0 - threshold) / (fd0 - fd) * (seconds - s0), 2)
+        previous = (seconds, fd)
+    return None
+
+
+def time_ratio(course_s: float | None, peer_s: float | None) -> float | None:
+    """Course seconds / peer seconds to the threshold, when both reached it (below 1: the course got there sooner).
+
+    >>> time_ratio(30.0, 120.0), time_ratio(30.0, None)
+    (0.25, None)
+    """
+    if course_s is None or peer_s is None:
+        return None
+    return round(course_s / max(peer_s, 1e-9), 4)
+
+
 class CosineOverBudget(Callback):
     """Lower the optimizer's learning rate along a half cosine from its start value to 0 over a race's budget:
     lr = lr_0 (1 + cos(pi * seconds / budget)) / 2. (The course's `CosineSchedule` does this over epochs.)"""
@@ -180,8 +268,10 @@ class Entrant:
     extra: Callable[[nn.Module], dict] | None = None
 
 
-def race(entrant: Entrant, budget_s: float, settings: RaceSettings, device: torch.device) -> dict:
-    """Train `entrant` for `budget_s` seconds of training, scoring along the way; returns its row of peers.json."""
+def race(entrant: Entrant, budget_s: float, settings: RaceSettings, device: torch.device,
+         checkpoints: tuple[float, ...] | None = None) -> dict:
+    """Train `entrant` for `budget_s` seconds of training, scoring at `checkpoints` (fractions of the budget; by
+    default `settings.checkpoints`); returns its row of peers.json."""
     seed_everything(0)
     setup = entrant.build()
 
@@ -189,7 +279,7 @@ def race(entrant: Entrant, budget_s: float, settings: RaceSettings, device: torc
         images = setup.sample(settings.n_scored, torch.Generator().manual_seed(1))
         return fd_to_training_digits(images.float().clamp(0, 1))
 
-    clock = Race(budget_s, settings.checkpoints, score, entrant.name, device)
+    clock = Race(budget_s, checkpoints or settings.checkpoints, score, entrant.name, device)
     # the setup's own callbacks (EMA...) first, so the model is scored as its lesson would use it
     callbacks = [*setup.callbacks, clock.started()]
     if setup.cosine_lr:
@@ -210,7 +300,7 @@ def race(entrant: Entrant, budget_s: float, settings: RaceSettings, device: torc
     return row
 
 
-# ---------------------------------------------------------------- the three pairs
+# ---------------------------------------------------------------- the pairs
 
 
 def vae_pair(profile: str, device: torch.device, settings: RaceSettings, **_) -> tuple[Entrant, Entrant]:
@@ -237,17 +327,22 @@ def vae_pair(profile: str, device: torch.device, settings: RaceSettings, **_) ->
     return course, peer
 
 
-def gan_pair(profile: str, device: torch.device, settings: RaceSettings, **_) -> tuple[Entrant, Entrant]:
-    """Lesson 3's DCGAN (28 x 28) vs the PyTorch examples' DCGAN (digits resized to 64 x 64, samples back to 28)."""
+def gan_pair_course(profile: str, device: torch.device) -> Entrant:
+    """The course's side of both GAN pairs: lesson 3's DCGAN at its recipe and batch size."""
     R = recipes.DCGAN
     s = R.settings(profile)
     train = load_dataset("mnist", "train", n=s.n_train)
-    x, y = train.tensors
-    big = TensorDataset(torch.cat([peer_models.to_dcgan_size(part) for part in x.split(1000)]), y)  # once, untimed
     augmented = f", D's inputs augmented ({R.augment:g})" if R.augment else ""
-    course = Entrant("course DCGAN", f"lesson 3's DCGAN for 28 x 28 ({R.name}), {R.loss.replace('_', '-')} loss, "
-                     f"Adam {R.lr:g} {R.betas}{augmented}, batch {s.batch_size}",
-                     lambda: dcgan_setup(profile, device), train, s.batch_size)
+    return Entrant("course DCGAN", f"lesson 3's DCGAN for 28 x 28 ({R.name}), {R.loss.replace('_', '-')} loss, "
+                   f"Adam {R.lr:g} {R.betas}{augmented}, batch {s.batch_size}",
+                   lambda: dcgan_setup(profile, device), train, s.batch_size)
+
+
+def gan_pair(profile: str, device: torch.device, settings: RaceSettings, **_) -> tuple[Entrant, Entrant]:
+    """Lesson 3's DCGAN (28 x 28) vs the PyTorch examples' DCGAN (digits resized to 64 x 64, samples back to 28)."""
+    course = gan_pair_course(profile, device)
+    x, y = course.data.tensors
+    big = TensorDataset(torch.cat([peer_models.to_dcgan_size(part) for part in x.split(1000)]), y)  # once, untimed
     peer = Entrant("pytorch/examples DCGAN", f"pytorch/examples dcgan/main.py: {peer_models.DCGAN_SIZE} x "
                    f"{peer_models.DCGAN_SIZE}, nz 100, ngf = ndf = 64, BatchNorm, N(0, 0.02) init, BCE, Adam "
                    f"{peer_models.DCGAN_LR:g} ({peer_models.DCGAN_BETA1:g}, 0.999), "
@@ -256,18 +351,13 @@ def gan_pair(profile: str, device: torch.device, settings: RaceSettings, **_) ->
     return course, peer
 
 
-def diffusion_pair(profile: str, device: torch.device, settings: RaceSettings,
-                   course_diffusion: str = "min_snr") -> tuple[Entrant, Entrant]:
-    """The course's DDPM (`COURSE_DIFFUSION[course_diffusion]`) vs the HF course's diffusers recipe, both sampled
-    with DDIM in `settings.ddim_steps` steps."""
-    import_diffusers()  # fail before any training when diffusers is missing
+def _course_diffusion(profile: str, course_diffusion: str, steps: int, device: torch.device):
+    """The course's side of a diffusion pair: (recipe, batch size, Entrant builder, settings in words)."""
     R, batch_size = COURSE_DIFFUSION[course_diffusion]
     s = R.settings(profile)
     batch_size = batch_size or s.batch_size
-    train = load_dataset("mnist", "train", n=s.n_train)
-    steps = settings.ddim_steps
 
-    def course_build():
+    def build():
         ddpm = ddpm_setup(profile, device, R)
         sample = ddpm.sample
         ddpm.sample = lambda n, generator: sample(n, generator, steps=steps)
@@ -276,11 +366,20 @@ def diffusion_pair(profile: str, device: torch.device, settings: RaceSettings,
     weighting = f"Min-SNR {R.min_snr_gamma:g}" if R.min_snr_gamma else "plain loss"
     dtype = fast_dtype(device)
     precision = f"{str(dtype).replace('torch.', '')} autocast" if dtype else "float32"
-    course = Entrant(f"course DDPM ({course_diffusion})",
-                     f"lesson 4's U-Net {'/'.join(map(str, s.channels))}, {R.schedule} schedule T = {R.T}, "
-                     f"{weighting}, Adam {R.lr:g}, batch {batch_size}, EMA {R.ema_decay:g}, "
-                     f"{precision}; DDIM {steps} steps",
-                     course_build, train, batch_size)
+    words = (f"lesson 4's U-Net {'/'.join(map(str, s.channels))}, {R.schedule} schedule T = {R.T}, {weighting}, "
+             f"Adam {R.lr:g}, batch {batch_size}, EMA {R.ema_decay:g}, {precision}; DDIM {steps} steps")
+    return R, batch_size, build, words
+
+
+def diffusion_pair(profile: str, device: torch.device, settings: RaceSettings,
+                   course_diffusion: str = "min_snr") -> tuple[Entrant, Entrant]:
+    """The course's DDPM (`COURSE_DIFFUSION[course_diffusion]`) vs the HF course's diffusers recipe, both sampled
+    with DDIM in `settings.ddim_steps` steps."""
+    import_diffusers()  # fail before any training when diffusers is missing
+    steps = settings.ddim_steps
+    R, batch_size, course_build, words = _course_diffusion(profile, course_diffusion, steps, device)
+    train = load_dataset("mnist", "train", n=R.settings(profile).n_train)
+    course = Entrant(f"course DDPM ({course_diffusion})", words, course_build, train, batch_size)
     channels = settings.diffusers_channels
     peer = Entrant("diffusers UNet2DModel",
                    f"HF diffusion course unit 2: UNet2DModel {'/'.join(map(str, channels))} with attention at 14 and "
@@ -292,9 +391,63 @@ def diffusion_pair(profile: str, device: torch.device, settings: RaceSettings,
     return course, peer
 
 
-PAIR_BUILDERS = {"diffusion": diffusion_pair, "vae": vae_pair, "gan": gan_pair}
+def diffusion_same_size_pair(profile: str, device: torch.device, settings: RaceSettings,
+                             course_diffusion: str = "min_snr") -> tuple[Entrant, Entrant]:
+    """The course's DDPM vs a diffusers UNet2DModel of the same size trained the usual way
+    (`peer_models.diffusers_same_size_setup`): diffusers' DDPMScheduler with the course's schedule, the plain MSE on
+    the noise, float32, no EMA; Adam at the course side's learning rate and batch size (lesson 4's 1e-3 is also the
+    HF course's), so that what differs is the course's Min-SNR weighting, bfloat16 and EMA (lesson 4 has no
+    augmentation). Both are sampled with the course's DDIM in `settings.ddim_steps` steps."""
+    peer_models.import_diffusers_without_middle_block()  # fail before any training when diffusers cannot build it
+    steps = settings.ddim_steps
+    R, batch_size, course_build, words = _course_diffusion(profile, course_diffusion, steps, device)
+    s = R.settings(profile)
+    train = load_dataset("mnist", "train", n=s.n_train)
+    course = Entrant(f"course DDPM ({course_diffusion})", words, course_build, train, batch_size)
+    unet = R.build(s)  # the course's network, for its widths and time embedding
+    channels, time_dim, lr = unet.channels, unet.time_dim, R.lr
+    peer = Entrant("diffusers UNet2DModel, same size",
+                   f"UNet2DModel {'/'.join(map(str, channels))}, DownBlock2D/UpBlock2D, 1 layer per block, no "
+                   f"attention, no middle block, time embedding {time_dim}; DDPMScheduler {R.schedule} T = {R.T}, MSE "
+                   f"on the noise, t ~ randint(0, {R.T}), Adam {lr:g}, batch {batch_size}, float32, no EMA; the "
+                   f"course's DDIM {steps} steps",
+                   lambda: peer_models.diffusers_same_size_setup(device, channels, time_dim, lr, R.T, R.schedule,
+                                                                 steps),
+                   train, batch_size)
+    return course, peer
+
+
+def dcgan_width(gan: nn.Module) -> int:
+    """The width of lesson 3's DCGAN (`DCGANGenerator(width=...)`): the channels of G's 14 x 14 layer."""
+    return gan.generator.upsample[0].out_channels
+
+
+def gan_same_size_pair(profile: str, device: torch.device, settings: RaceSettings, **_) -> tuple[Entrant, Entrant]:
+    """Lesson 3's DCGAN vs the PyTorch examples' DCGAN cut to 28 x 28 at the course's width
+    (`peer_models.PyTorchExamplesDCGAN28`), with the example's settings: Adam 2e-4 (0.5, 0.999), BCE, N(0, 0.02)
+    init, batch 64, no augmentation."""
+    course = gan_pair_course(profile, device)
+    width = dcgan_width(recipes.DCGAN.build(recipes.DCGAN.settings(profile)))
+    x, y = course.data.tensors
+    small = TensorDataset(peer_models.to_dcgan28_range(x), y)  # once, untimed
+    peer = Entrant("pytorch/examples DCGAN at 28 x 28", f"pytorch/examples dcgan/main.py cut to 28 x 28 (7 -> 14 -> "
+                   f"28), nz 100, ngf = ndf = {width}, BatchNorm, N(0, 0.02) init, BCE, Adam "
+                   f"{peer_models.DCGAN_LR:g} ({peer_models.DCGAN_BETA1:g}, 0.999), "
+                   f"batch {peer_models.DCGAN_BATCH_SIZE}",
+                   lambda: peer_models.pytorch_examples_dcgan28_setup(device, width), small,
+                   peer_models.DCGAN_BATCH_SIZE)
+    return course, peer
+
+
+PAIR_BUILDERS = {"diffusion": diffusion_pair, "vae": vae_pair, "gan": gan_pair,
+                 "diffusion_same_size": diffusion_same_size_pair, "gan_same_size": gan_same_size_pair}
 # Targets for ratio = course FD / peer FD: at most half for diffusion, below 1 (the course better) for the others
-TARGETS = {"diffusion": 0.5, "vae": 1.0, "gan": 1.0}
+TARGETS = {"diffusion": 0.5, "vae": 1.0, "gan": 1.0, "diffusion_same_size": 1.0, "gan_same_size": 1.0}
+
+
+def meets_target(name: str, ratio: float) -> bool:
+    """ratio = course FD / peer FD: at most `TARGETS[name]` when that is below 1, below 1 otherwise."""
+    return ratio <= TARGETS[name] if TARGETS[name] < 1 else ratio < 1
 
 
 def machine(device: torch.device) -> dict:
@@ -338,12 +491,18 @@ def run(profile: str, out: Path, only: list[str] | None = None, budget_scale: fl
             print(f"{name}: skipped. {err}")
             report["pairs"][name] = {"status": "skipped", "reason": str(err)}
             continue
+        checkpoints = settings.checkpoints_of(name)
         try:
-            pair = {"status": "ok", "budget_s": budget, "course": race(course, budget, settings, device),
-                    "peer": race(peer, budget, settings, device)}
+            pair = {"status": "ok", "budget_s": budget,
+                    "course": race(course, budget, settings, device, checkpoints),
+                    "peer": race(peer, budget, settings, device, checkpoints)}
         except KeyboardInterrupt:
             _write(report | {"pairs": report["pairs"] | {name: {"status": "interrupted", "reason": "Ctrl-C"}}}, out)
             raise
+        threshold = settings.thresholds[name]
+        pair["fd_threshold"] = threshold
+        for side in ("course", "peer"):
+            pair[side]["seconds_to_threshold"] = seconds_to_reach(pair[side]["curve"], threshold)
         early = "; ".join(f"{side}: {pair[side]['stopped']}" for side in ("course", "peer")
                           if pair[side]["stopped"] not in (None, "budget"))
         if early:  # a side that stopped before its budget (NaN, D won) has no comparable score
@@ -351,7 +510,9 @@ def run(profile: str, out: Path, only: list[str] | None = None, budget_scale: fl
         else:
             pair["ratio"] = round(pair["course"]["fd"] / max(pair["peer"]["fd"], 1e-9), 4)
             pair["target_ratio"] = TARGETS[name]
-            pair["meets_target"] = pair["ratio"] <= TARGETS[name] if name == "diffusion" else pair["ratio"] < 1
+            pair["meets_target"] = meets_target(name, pair["ratio"])
+            pair["time_ratio"] = time_ratio(pair["course"]["seconds_to_threshold"],
+                                            pair["peer"]["seconds_to_threshold"])
         report["pairs"][name] = pair
         _write(report, out)
     _write(report, out)
@@ -368,6 +529,12 @@ def _write(report: dict, out: Path) -> None:  # after each pair: an interrupted 
 # ---------------------------------------------------------------- the plot and the README table
 
 
+def not_raced_because(pair: dict) -> str:
+    """Why a pair has no result, in a few words: the install command when diffusers is missing, else the reason."""
+    reason = pair.get("reason", "")
+    return INSTALL_DIFFUSERS if pair["status"] == "skipped" and INSTALL_DIFFUSERS in reason else reason
+
+
 def plot(report: dict, path: Path) -> None:
     """Frechet distance (log scale) against training seconds, course and peer, one panel per pair."""
     from matplotlib.figure import Figure  # no pyplot: works with any backend, and without a display
@@ -377,15 +544,22 @@ def plot(report: dict, path: Path) -> None:
     axes = fig.subplots(1, max(len(pairs), 1), squeeze=False)[0]
     for ax, (name, pair) in zip(axes, pairs.items()):
         if pair["status"] != "ok":
-            why = INSTALL_DIFFUSERS if pair["status"] == "skipped" else pair.get("reason", "")
+            why = not_raced_because(pair)
             ax.text(0.5, 0.5, f"{name}: {pair['status']}\n{why}", ha="center", va="center",
                     transform=ax.transAxes, wrap=True)
             ax.set_axis_off()
             continue
         for side, style in (("course", "o-"), ("peer", "s--")):
             seconds, fds = zip(*pair[side]["curve"])
-            ax.plot(seconds, fds, style, label=f"{pair[side]['name']} ({pair[side]['images_per_s']:,.0f} img/s)")
+            lines = ax.plot(seconds, fds, style, label=f"{pair[side]['name']} ({pair[side]['images_per_s']:,.0f} "
+                                                       f"img/s)")
+            reached = pair[side].get("seconds_to_threshold")
+            if reached is not None:
+                ax.axvline(reached, color=lines[0].get_color(), linestyle=":", alpha=0.7)
         ax.axhline(report["fd_real"], color="grey", linestyle=":", label="held-out real digits")
+        if "fd_threshold" in pair:
+            ax.axhline(pair["fd_threshold"], color="black", linestyle="-.", linewidth=0.8,
+                       label=f"threshold {pair['fd_threshold']:,g}: {threshold_text(pair)}")
         ax.set(yscale="log", xlabel="training seconds", ylabel="Frechet distance (lower is better)",
                title=f"{name}: {pair['budget_s']:g} s each, ratio {pair['ratio']:.3g}")
         ax.legend(fontsize=8)
@@ -398,27 +572,50 @@ def plot(report: dict, path: Path) -> None:
 START, END = "<!-- peers:start -->", "<!-- peers:end -->"
 
 
+def threshold_text(pair: dict) -> str:
+    """Seconds to the pair's threshold, course / peer, and their ratio: "62 s / > 150 s (< 0.41)"; a side that never
+    reached it shows "> budget", and the ratio is then a bound (course reached it: below course s / budget)."""
+
+    def seconds(side):
+        s = pair[side].get("seconds_to_threshold")
+        return f"{s:,.0f} s" if s is not None else f"> {pair['budget_s']:g} s"
+
+    course_s, peer_s = pair["course"].get("seconds_to_threshold"), pair["peer"].get("seconds_to_threshold")
+    if course_s is not None and peer_s is not None:
+        ratio = f"{time_ratio(course_s, peer_s):.2f}"
+    elif course_s is not None:
+        ratio = f"< {course_s / pair['budget_s']:.2f}"
+    elif peer_s is not None:
+        ratio = f"> {pair['budget_s'] / max(peer_s, 1e-9):.2f}"
+    else:
+        ratio = "neither"
+    return f"{seconds('course')} / {seconds('peer')} ({ratio})"
+
+
 def table(report: dict) -> str:
     """The README's markdown table: one row per pair (put between `START` and `END` by
-    `python -m course_lib.tools.results_table runs/peers/peers.json --readme README.md`)."""
+    `python -m course_lib.tools.results_table runs/peers/peers.json --readme README.md`). "time to FD" is each
+    side's training seconds to the pair's threshold and their ratio course / peer (`seconds_to_reach`)."""
     rows = [
         "| pair | budget s | course model (parameters) | Frechet distance | images/s | peer model (parameters) "
-        "| Frechet distance | images/s | ratio course / peer (target) | test NELBO course / peer |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Frechet distance | images/s | ratio course / peer (target) | time to FD <= threshold: course / peer "
+        "(ratio) | test NELBO course / peer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, pair in report["pairs"].items():
         if pair["status"] != "ok":
-            why = INSTALL_DIFFUSERS if pair["status"] == "skipped" else pair.get("reason", "")
-            rows.append(f"| {name} | {pair['status']}: {why} |  |  |  |  |  |  |  |  |")
+            why = not_raced_because(pair)
+            rows.append(f"| {name} | {pair['status']}: {why} |  |  |  |  |  |  |  |  |  |")
             continue
         course, peer = pair["course"], pair["peer"]
-        target = f"<= {pair['target_ratio']:g}" if name == "diffusion" else "< 1"
+        target = f"<= {pair['target_ratio']:g}" if pair["target_ratio"] < 1 else "< 1"
         verdict = "yes" if pair["meets_target"] else "no"
         nelbo = f"{course['nelbo_test']:.1f} / {peer['nelbo_test']:.1f}" if "nelbo_test" in course else "-"
+        timed = f"{pair['fd_threshold']:,g}: {threshold_text(pair)}" if "fd_threshold" in pair else "-"
         rows.append(
             f"| {name} | {pair['budget_s']:g} | {course['name']} ({course['n_params']:,}) | {course['fd']:,.1f} "
             f"| {course['images_per_s']:,.0f} | {peer['name']} ({peer['n_params']:,}) | {peer['fd']:,.1f} "
-            f"| {peer['images_per_s']:,.0f} | {pair['ratio']:.3f} ({target}: {verdict}) | {nelbo} |"
+            f"| {peer['images_per_s']:,.0f} | {pair['ratio']:.3f} ({target}: {verdict}) | {timed} | {nelbo} |"
         )
     return "\n".join(rows)
 
