@@ -12,6 +12,12 @@
 A bare FD number means little, so `quality_report` prints it between two reference points: real vs real (held-out
 digits against training digits: the best a model can hope for) and uniform noise vs real (the worst).
 
+No claim rests on one metric alone: every FD can also be computed in the features of a **second network**
+(`network="second"`: `ResidualDigitClassifier`, another architecture trained with another seed by the same script).
+A model that is better on the first network's FD should be better on the second's too; `quality_report` prints both.
+The two networks' numbers are on different scales: compare models within one network, never across. (In the second,
+uniform noise is a reference point but not the worst score: flat grey images land a little above it.)
+
     >>> x, y = load_dataset("mnist", "test", source="bundled").tensors
     >>> class_accuracy(x[:500], y[:500]) > 0.95
     True
@@ -26,62 +32,113 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from .checkpoints import load_weights
-from .classifiers import DigitClassifier
+from .classifiers import DigitClassifier, ResidualDigitClassifier
 from .data import check_images, load_dataset
 
-# The bundled digit classifier behind the metrics (made by `python -m course_lib.tools.train_classifier`)
+# The bundled feature networks behind the metrics, each with a manifest beside it (made by
+# `python -m course_lib.tools.train_classifier`, the second with `--arch resnet --seed 1`)
 WEIGHTS = Path(__file__).parent / "assets" / "digit_classifier.safetensors"
 MANIFEST = WEIGHTS.with_suffix(".json")
+WEIGHTS_B = Path(__file__).parent / "assets" / "digit_classifier_b.safetensors"
+MANIFEST_B = WEIGHTS_B.with_suffix(".json")
+NETWORKS = ("first", "second")
 
 
 class _Features(torch.nn.Module):
     """The classifier's penultimate layer as a feature extractor, in the form torchmetrics expects."""
 
-    num_features = DigitClassifier.num_features
-
-    def __init__(self, classifier: DigitClassifier):
+    def __init__(self, classifier: torch.nn.Module):
         super().__init__()
         self.classifier = classifier
+        self.num_features = classifier.num_features
 
     def forward(self, x):
         return self.classifier.features(x)
 
 
+def _sha256_problem(weights: Path, manifest: Path) -> str | None:
+    """Why `weights` cannot be trusted (missing, or not the file its manifest describes), or None when it verifies."""
+    if not weights.exists():
+        return f"{weights.name}: missing"
+    expected = json.loads(manifest.read_text())
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    if digest != expected["sha256"]:
+        return f"{weights.name}: sha256 {digest}, {manifest.name} expects {expected['sha256']}"
+    return None
+
+
+def _load_verified(architecture: type, weights: Path, manifest: Path, command: str) -> torch.nn.Module:
+    """An `architecture` with the weights in `weights` (CPU, eval mode), after checking their sha256; `command`
+    is what makes the file again."""
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights} is missing. Recreate it with: {command}")
+    if _sha256_problem(weights, manifest) is not None:
+        raise ValueError(
+            f"{weights.name} does not match the sha256 in {manifest.name}: the file was changed or damaged. "
+            f"Restore it from the repository, or retrain with: {command}"
+        )
+    return load_weights(architecture(), weights).eval()
+
+
 @lru_cache(maxsize=1)
 def digit_classifier() -> DigitClassifier:
-    """The bundled classifier (CPU, eval mode), checked against the sha256 in its manifest."""
-    if not WEIGHTS.exists():
-        raise FileNotFoundError(f"{WEIGHTS} is missing. Recreate it with: python -m course_lib.tools.train_classifier")
-    manifest = json.loads(MANIFEST.read_text())
-    digest = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
-    if digest != manifest["sha256"]:
-        raise ValueError(
-            f"{WEIGHTS.name} does not match the sha256 in {MANIFEST.name}: the file was changed or damaged. "
-            f"Restore it from the repository, or retrain with: {manifest['command']}"
-        )
-    return load_weights(DigitClassifier(), WEIGHTS).eval()
+    """The bundled classifier (CPU, eval mode), checked against the sha256 in its manifest: the first feature
+    network, and the one that reads the class of a digit."""
+    return _load_verified(DigitClassifier, WEIGHTS, MANIFEST, "python -m course_lib.tools.train_classifier")
+
+
+@lru_cache(maxsize=1)
+def second_digit_classifier() -> ResidualDigitClassifier:
+    """The second feature network (CPU, eval mode), checked against the sha256 in its manifest: another
+    architecture, trained with another seed, that cross-checks every Frechet distance of the first."""
+    return _load_verified(ResidualDigitClassifier, WEIGHTS_B, MANIFEST_B,
+                          "python -m course_lib.tools.train_classifier --arch resnet --seed 1")
+
+
+def feature_network(network: str = "first") -> torch.nn.Module:
+    """The bundled classifier whose features a metric uses: "first" (`digit_classifier()`, what every score of the
+    course reports) or "second" (`second_digit_classifier()`, the cross-check)."""
+    if network == "first":
+        return digit_classifier()
+    if network == "second":
+        return second_digit_classifier()
+    raise ValueError(f"Unknown feature network {network!r}: use network=\"first\" (the course's scores) or "
+                     f"network=\"second\" (the cross-check).")
+
+
+def verify_feature_networks() -> list[str]:
+    """Problems found when checking both feature networks against the sha256 in their manifests (empty: all well).
+
+    >>> verify_feature_networks()
+    []
+    """
+    problems = [_sha256_problem(WEIGHTS, MANIFEST), _sha256_problem(WEIGHTS_B, MANIFEST_B)]
+    return [problem for problem in problems if problem is not None]
 
 
 @torch.no_grad()
-def features(images: torch.Tensor) -> torch.Tensor:
-    """Penultimate-layer features (N, 128) of images (N, 1, 28, 28) in [0, 1]."""
+def features(images: torch.Tensor, network: str = "first") -> torch.Tensor:
+    """Penultimate-layer features of images (N, 1, 28, 28) in [0, 1]: (N, 128) for the first network, (N, 96) for
+    the second."""
     check_images(images)
-    return torch.cat([digit_classifier().features(b.cpu()) for b in images.split(1000)])
+    net = feature_network(network)
+    return torch.cat([net.features(b.cpu()) for b in images.split(1000)])
 
 
-def frechet_distance(generated: torch.Tensor, real: torch.Tensor) -> float:
-    """Frechet distance between two sets of images (N, 1, 28, 28) in [0, 1] in the classifier's feature space.
+def frechet_distance(generated: torch.Tensor, real: torch.Tensor, network: str = "first") -> float:
+    """Frechet distance between two sets of images (N, 1, 28, 28) in [0, 1] in a classifier's feature space (the
+    first network's unless `network="second"`).
 
     >>> x = load_dataset("mnist", "test", source="bundled").tensors[0]
-    >>> round(frechet_distance(x[:500], x[:500]), 3)
-    0.0
+    >>> round(frechet_distance(x[:500], x[:500]), 3), round(frechet_distance(x[:500], x[:500], network="second"), 3)
+    (0.0, 0.0)
     """
     # torchmetrics accumulates the feature sums and covariances in float64: the matrix square root needs it
     check_images(generated, "generated images")
     check_images(real, "real images")
     if min(len(generated), len(real)) < 2:
         raise ValueError("The Frechet distance needs at least 2 images in each set (use hundreds for a stable number).")
-    fid = FrechetInceptionDistance(feature=_Features(digit_classifier()), reset_real_features=True)
+    fid = FrechetInceptionDistance(feature=_Features(feature_network(network)), reset_real_features=True)
     with torch.no_grad():
         for batch in real.clamp(0, 1).split(1000):
             fid.update(batch.cpu(), real=True)
@@ -127,20 +184,21 @@ def _training_digits() -> torch.Tensor:
     return load_dataset("mnist", "train", source="bundled").tensors[0]
 
 
-@lru_cache(maxsize=1)
-def _training_digits_fid() -> FrechetInceptionDistance:
+@lru_cache(maxsize=len(NETWORKS))
+def _training_digits_fid(network: str) -> FrechetInceptionDistance:
     """A Frechet distance whose real side (the 4,000 bundled training digits) is computed once and kept."""
-    fid = FrechetInceptionDistance(feature=_Features(digit_classifier()), reset_real_features=False)
+    fid = FrechetInceptionDistance(feature=_Features(feature_network(network)), reset_real_features=False)
     with torch.no_grad():
         for batch in _training_digits().split(1000):
             fid.update(batch, real=True)
     return fid
 
 
-def fd_to_training_digits(generated: torch.Tensor) -> float:
-    """Frechet distance of `generated` to the bundled training digits (what every score in the course uses)."""
+def fd_to_training_digits(generated: torch.Tensor, network: str = "first") -> float:
+    """Frechet distance of `generated` to the bundled training digits (what every score in the course uses), in the
+    first network's features, or with `network="second"` in the second's (to cross-check a claim)."""
     check_images(generated, "generated images")
-    fid = _training_digits_fid()
+    fid = _training_digits_fid(network)
     fid.reset()  # forgets the generated side only (reset_real_features=False)
     with torch.no_grad():
         for batch in generated.clamp(0, 1).split(1000):
@@ -148,26 +206,32 @@ def fd_to_training_digits(generated: torch.Tensor) -> float:
         return max(float(fid.compute()), 0.0)
 
 
-@lru_cache(maxsize=8)
-def reference_points(n: int) -> dict[str, float]:
+@lru_cache(maxsize=16)
+def reference_points(n: int, network: str = "first") -> dict[str, float]:
     """FD of `n` held-out real digits (the floor) and of `n` uniform-noise images (the ceiling) against the
-    bundled training digits, so a score can be read between them. (n is capped at the 1,000 held-out digits.)"""
+    bundled training digits, in the features of `network`, so a score can be read between them. (n is capped at
+    the 1,000 held-out digits.)"""
     held_out = load_dataset("mnist", "test", source="bundled", n=min(n, 1000)).tensors[0]
     noise = torch.rand(len(held_out), 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    return {"fd_real": fd_to_training_digits(held_out), "fd_noise": fd_to_training_digits(noise)}
+    return {"fd_real": fd_to_training_digits(held_out, network), "fd_noise": fd_to_training_digits(noise, network)}
 
 
 def quality_report(generated: torch.Tensor, labels: torch.Tensor | None = None, name: str = "model") -> dict:
     """All scores of `generated` against the bundled training digits, printed beside the reference points.
 
-    `labels` (the class asked for, one per image) adds the class accuracy for conditional models.
+    `fd`, `fd_real`, `fd_noise` are in the first network's features; `fd2`, `fd2_real`, `fd2_noise` the same in the
+    second network's (printed after "second network" as: FD  (real digits, uniform noise)). `labels` (the class asked
+    for, one per image) adds the class accuracy for conditional models.
     """
     report = {"fd": fd_to_training_digits(generated), **reference_points(len(generated))}
+    report["fd2"] = fd_to_training_digits(generated, network="second")
+    report.update({f"fd2_{key[3:]}": value for key, value in reference_points(len(generated), "second").items()})
     report["precision"], report["recall"] = precision_recall(generated[:2000], _training_digits()[:2000])
     if labels is not None:
         report["class_accuracy"] = class_accuracy(generated, labels)
     line = (f"{name}: Frechet distance {report['fd']:.2f}  (real digits {report['fd_real']:.2f}, "
-            f"uniform noise {report['fd_noise']:.2f})  precision {report['precision']:.2f}  recall {report['recall']:.2f}")
+            f"uniform noise {report['fd_noise']:.2f})  second network {report['fd2']:.2f}  ({report['fd2_real']:.2f}, "
+            f"{report['fd2_noise']:.2f})  precision {report['precision']:.2f}  recall {report['recall']:.2f}")
     if labels is not None:
         line += f"  class accuracy {report['class_accuracy']:.1%}"
     print(line)

@@ -35,6 +35,8 @@ def test_smoke_run_writes_results_for_every_model(smoke_run):
     assert ae["train_seconds"] > 0 and ae["sample_seconds_100"] > 0 and ae["n_params"] > 10_000
     assert ae["n_images"] == N_SCORED
     assert ae["fd_real"] < ae["fd"] < ae["fd_noise"]
+    # the same in the second feature network (where uniform noise is no upper bound: flat grey scores above it)
+    assert ae["fd2_real"] < ae["fd2"] and ae["fd2_real"] < ae["fd2_noise"]
     assert 0 <= ae["precision"] <= 1 and 0 <= ae["recall"] <= 1
     ldm = results["ldm"]
     assert ldm["status"] == "ok" and ldm["fd_real"] < ldm["fd"] < ldm["fd_noise"]
@@ -43,12 +45,16 @@ def test_smoke_run_writes_results_for_every_model(smoke_run):
     assert ddpm["status"] == "ok" and ddpm["fd_real"] < ddpm["fd"] < ddpm["fd_noise"]
     n_both = N_SCORED // 5
     assert ddpm[f"fd_ddpm1000_{n_both}"] > 0 and ddpm[f"fd_ddim50_{n_both}"] > 0 and ddpm["ddpm1000_seconds_100"] > 0
+    assert ddpm[f"fd2_ddpm1000_{n_both}"] > 0 and ddpm[f"fd2_ddim50_{n_both}"] > 0
     stylegan = results["stylegan"]
     assert stylegan["status"] == "ok" and stylegan["fd_real"] < stylegan["fd"] < stylegan["fd_noise"]
     assert stylegan["psi0.7_fd"] > 0 and 0 <= stylegan["psi0.7_precision"] <= 1 and stylegan["d_params"] > 10_000
+    assert stylegan["psi0.7_fd2"] > 0
     dcgan = results["dcgan"]
     assert dcgan["status"] == "ok" and dcgan["fd_real"] < dcgan["fd"] < dcgan["fd_noise"]
     assert dcgan["n_params"] > dcgan["d_params"] > 10_000
+    for r in (dcgan, stylegan):  # each point of the FD curve has its twin in the second feature network
+        assert [t for t, _ in r["fd2_500_over_seconds"]] == [t for t, _ in r["fd_500_over_seconds"]]
     vae = results["vae"]
     assert vae["status"] == "ok" and 80 < vae["nelbo_test"] < 543  # below 784 log 2, the NELBO of a coin flip
     assert vae["fd_real"] < vae["fd"] < vae["fd_noise"]
@@ -59,15 +65,18 @@ def test_smoke_run_scores_the_conditional_models_by_class(smoke_run):
     for name in ("cgan", "cvae", "pix2pix", "cfg", "ldm"):
         r = results[name]
         assert r["status"] == "ok" and r["fd_real"] < r["fd"] < r["fd_noise"], name
+        assert r["fd2_real"] < r["fd2_noise"] and r["fd2"] > 0, name
         assert 0 <= r["class_accuracy"] <= 1, name
         with np.load(smoke_run / f"{name}.npz") as npz:
             labels = npz["labels"]
         assert labels.shape == (N_SCORED,) and labels.min() >= 0 and labels.max() <= 9
     for w in ("0", "1", "2", "3", "5"):
         assert 0 <= results["cfg"][f"class_accuracy_w{w}"] <= 1 and results["cfg"][f"fd_w{w}"] > 0
+        assert results["cfg"][f"fd2_w{w}"] > 0
     p2p = results["pix2pix"]
     assert p2p["sharpness_real"] > 0 and p2p["sharpness_pix2pix"] > 0 and p2p["sharpness_l1_only"] > 0
     assert 0 < p2p["l1_error_pix2pix"] < 1 and 0 < p2p["l1_error_l1_only"] < 1
+    assert p2p["fd2_l1_only"] > 0 and 0 <= p2p["upper_half_accuracy"] <= 1  # the ceiling of pix2pix's class accuracy
 
 
 def test_smoke_run_writes_images_in_range(smoke_run):
@@ -95,6 +104,7 @@ def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke
     assert lines[11].startswith("| stylegan | smoke |") and lines[12] == ""  # then the two FD curves, compared
     assert lines[-1].startswith("At equal training time (") and "dcgan" in lines[-1] and "stylegan" in lines[-1]
     assert lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
+    assert "second network's FD" in lines[0] and lines[0].count("|") == lines[2].count("|")
     assert lines[4].startswith("| dcgan | smoke |") and lines[5].startswith("| ddpm | smoke |")
     assert lines[6].startswith("| cgan | smoke |") and lines[9].startswith("| cfg | smoke |")
     assert lines[10].startswith("| ldm | smoke |")

@@ -4,7 +4,8 @@
     python -m course_lib.tools.benchmark --profile smoke --out /tmp/b --only ae  # one model, seconds
 
 Writes `OUT/results.json` (per model: profile, device, training seconds, seconds to sample 100 images, parameters,
-and the quality scores of `course_lib.metrics`) and `OUT/NAME.npz` with `images` (N x 1 x 28 x 28, float32 in
+and the quality scores of `course_lib.metrics`; every Frechet distance `fd...` comes with `fd2...`, the same distance
+in the second feature network, to cross-check it) and `OUT/NAME.npz` with `images` (N x 1 x 28 x 28, float32 in
 [0, 1]) and, for conditional models, `labels` (the class asked for). Turn results.json into the README's table with
 `python -m course_lib.tools.results_table OUT/results.json`.
 
@@ -42,6 +43,7 @@ from ..recipes import lesson_settings
 from ..training import EMA, Callback, CosineSchedule, fit
 from ..vae import negative_elbo
 from .setups import dcgan_setup, ddpm_setup, vae_setup
+from .train_classifier import UPPER_HALF_EPOCHS, upper_half_accuracy
 
 
 @dataclass
@@ -72,16 +74,20 @@ def finished(history, what: str = "training"):
 
 class FDCurve(Callback):
     """The Frechet distance of 500 samples after every `every` epochs, against the seconds of training so far (the
-    time spent scoring not counted): GANs trained for different times are compared at equal seconds with it."""
+    time spent scoring not counted): GANs trained for different times are compared at equal seconds with it.
+    `points2` is the same curve in the second feature network."""
 
     def __init__(self, sample: Callable[[int, torch.Generator], torch.Tensor], every: int):
         self.sample, self.every, self.points, self.start, self.scoring = sample, every, [], time.perf_counter(), 0.0
+        self.points2 = []
 
     def on_epoch_end(self, state) -> None:
         if (state.epoch + 1) % self.every == 0:
             start = time.perf_counter()
-            fd = fd_to_training_digits(self.sample(500, torch.Generator().manual_seed(9)))
-            self.points.append([round(start - self.start - self.scoring, 1), round(fd, 2)])
+            images = self.sample(500, torch.Generator().manual_seed(9))
+            seconds = round(start - self.start - self.scoring, 1)
+            self.points.append([seconds, round(fd_to_training_digits(images), 2)])
+            self.points2.append([seconds, round(fd_to_training_digits(images, network="second"), 2)])
             self.scoring += time.perf_counter() - start
 
 
@@ -131,7 +137,8 @@ def train_dcgan(profile: str, device: torch.device, n_scored: int | None = None)
                            device=device, callbacks=[*dcgan.callbacks, curve], progress=False))
     return Trained(lambda n, generator: (dcgan.sample(n, generator), None), n_params(dcgan.model.generator),
                    history.seconds - curve.scoring, extra={"d_params": n_params(dcgan.model.discriminator),
-                                                           "fd_500_over_seconds": curve.points})
+                                                           "fd_500_over_seconds": curve.points,
+                                                           "fd2_500_over_seconds": curve.points2})
 
 
 def train_ddpm(profile: str, device: torch.device, n_scored: int | None = None) -> Trained:
@@ -151,6 +158,8 @@ def train_ddpm(profile: str, device: torch.device, n_scored: int | None = None) 
     return Trained(lambda n, generator: (ddpm.sample(n, generator, steps=50), None), n_params(ddpm.model),
                    history.seconds, extra={f"fd_ddpm1000_{n_both}": fd_to_training_digits(ddpm_images),
                                            f"fd_ddim50_{n_both}": fd_to_training_digits(ddim_images),
+                                           f"fd2_ddpm1000_{n_both}": fd_to_training_digits(ddpm_images, "second"),
+                                           f"fd2_ddim50_{n_both}": fd_to_training_digits(ddim_images, "second"),
                                            "ddpm1000_seconds_100": ddpm_seconds * 100 / n_both})
 
 
@@ -173,7 +182,8 @@ def train_stylegan(profile: str, device: torch.device, n_scored: int | None = No
                            epochs, device=device, callbacks=[GANGuard(), curve], progress=False))
     truncated = quality_report(sample(n_scored or N_SCORED[profile], torch.Generator().manual_seed(4), psi=0.7))
     extra = {"d_params": n_params(gan.discriminator), "fd_500_over_seconds": curve.points,
-             **{f"psi0.7_{key}": truncated[key] for key in ("fd", "precision", "recall")}}
+             "fd2_500_over_seconds": curve.points2,
+             **{f"psi0.7_{key}": truncated[key] for key in ("fd", "fd2", "precision", "recall")}}
     return Trained(lambda n, generator: (sample(n, generator), None), n_params(gan.generator),
                    history.seconds - curve.scoring, extra)
 
@@ -226,7 +236,7 @@ def train_pix2pix(profile: str, device: torch.device, n_scored: int | None = Non
     generator, patch discriminator, loss = cGAN + L1), and the same generator trained with L1 alone
     (`recipes.PIX2PIX_L1`) for comparison. "Samples"
     are completions of held-out digits; their labels are the true digits'. Also reports sharpness (variance of the
-    Laplacian) and L1 error of both, and of the real digits."""
+    Laplacian) and L1 error of both and of the real digits, and `upper_half_accuracy`, their class accuracy's ceiling."""
     s = lesson_settings("conditional", profile)
     epochs, batch_size = s.for_model("pix2pix")
     train = load_dataset("mnist", "train", n=s.n_train)
@@ -250,8 +260,11 @@ def train_pix2pix(profile: str, device: torch.device, n_scored: int | None = Non
         out = torch.cat([model.translate(hide_lower_half(x).to(device)).cpu() for x in test_x.split(500)])
         extra.update({f"sharpness_{name}": sharpness(out), f"l1_error_{name}": (out - test_x).abs().mean().item()})
     fake_l1, labels = complete(l1_only, len(test_x), torch.Generator().manual_seed(5))
-    extra.update(fd_l1_only=fd_to_training_digits(fake_l1), class_accuracy_l1_only=class_accuracy(fake_l1, labels),
-                 train_seconds_l1_only=models["l1_only"][1])
+    ceiling, ceiling_history = upper_half_accuracy(train, UPPER_HALF_EPOCHS[profile], device)
+    finished(ceiling_history, "the upper-half classifier's training")
+    extra.update(fd_l1_only=fd_to_training_digits(fake_l1), fd2_l1_only=fd_to_training_digits(fake_l1, "second"),
+                 class_accuracy_l1_only=class_accuracy(fake_l1, labels), train_seconds_l1_only=models["l1_only"][1],
+                 upper_half_accuracy=ceiling)
     model, seconds = models["pix2pix"]
     return Trained(lambda n, generator: complete(model, n, generator), n_params(model.generator), seconds, extra=extra)
 
@@ -284,6 +297,7 @@ def train_cfg(profile: str, device: torch.device, n_scored: int | None = None) -
         images, labels = sample((n_scored or N_SCORED[profile]) // 2, torch.Generator().manual_seed(6), w)
         extra[f"class_accuracy_w{w:g}"] = class_accuracy(images, labels)
         extra[f"fd_w{w:g}"] = fd_to_training_digits(images)
+        extra[f"fd2_w{w:g}"] = fd_to_training_digits(images, network="second")
     return Trained(sample, n_params(model), history.seconds, extra=extra)
 
 

@@ -142,8 +142,14 @@ def check_data(check_network: bool = True) -> tuple[str, str]:
 
 
 def check_weights() -> tuple[str, str]:
+    from ..metrics import NETWORKS, verify_feature_networks
     from ..pretrained import read_manifest, total_bytes, verify
 
+    # the metrics' two feature networks first: without them no score of the course can be computed
+    metric_problems = verify_feature_networks()
+    if metric_problems:
+        return FAIL, (f"the quality metrics' classifier weights do not match their manifests "
+                      f"({'; '.join(metric_problems)}). Reinstall the course.")
     n = len(read_manifest()["models"])
     if n == 0:
         return WARN, "no bundled pretrained weights: USE_PRETRAINED will not work (python -m course_lib.tools.bundle build)"
@@ -151,7 +157,8 @@ def check_weights() -> tuple[str, str]:
     if problems:
         return FAIL, (f"{len(problems)} of {n} bundled weight files do not match the manifest ({'; '.join(problems)}). "
                       f"Reinstall the course.")
-    return OK, f"all {n} bundled weight files match their sha256 ({total_bytes() / 1e6:.1f} MB); USE_PRETRAINED works"
+    return OK, (f"all {n} bundled weight files and the metrics' {len(NETWORKS)} classifiers match their sha256 "
+                f"({total_bytes() / 1e6:.1f} MB); USE_PRETRAINED works")
 
 
 def check_course() -> tuple[str, str]:
