@@ -13,10 +13,8 @@ When something goes wrong, nothing is half done:
 - a batch with NaN or inf in it, or a step whose loss (or gradient) is not finite, changes nothing (not the weights,
   not BatchNorm's statistics, not the optimizers); `fit` stops with a message saying where, and
   `history.stopped == "nan"`;
-- with float16 (a T4's fast path, see `fit`'s `scaler`), an infinite gradient is first taken for float16 overflow:
-  the gradient scaler skips that step, which then changes nothing but the scale, halves the scale, and `fit` goes
-  on. Only when it happens with the scale down to 1, where the loss is no longer scaled up, is it divergence, and
-  `fit` stops as above;
+- with float16 (a T4, see `fit`'s `scaler`) an infinite gradient is first taken for overflow: the step is skipped,
+  the scale halved, and `fit` goes on; at scale 1 it is divergence, and `fit` stops as above;
 - Ctrl-C or Jupyter's stop button: `fit` keeps the model and its history (`last_history()`), then raises
   `TrainingInterrupted`, a KeyboardInterrupt, so Run All stops there instead of going on with a half-trained model;
 - with `checkpoint="run.pt"`, a later `fit(..., checkpoint="run.pt")` resumes from the last finished epoch and ends
@@ -148,20 +146,10 @@ def to_device(batch, device: torch.device):
     return type(batch)(to_device(b, device) for b in batch)
 
 
-def fit(
-    model: torch.nn.Module,
-    loader: Iterable,
-    step: Callable,
-    optimizer: torch.optim.Optimizer | None,
-    epochs: int,
-    *,
-    device: torch.device | str | None = None,
-    callbacks: Iterable[Callback] = (),
-    history: History | None = None,
-    checkpoint: str | Path | None = None,
-    progress: bool = True,
-    scaler: "torch.amp.GradScaler | None" = None,
-) -> History:
+def fit(model: torch.nn.Module, loader: Iterable, step: Callable, optimizer: torch.optim.Optimizer | None, epochs: int,
+        *, device: torch.device | str | None = None, callbacks: Iterable[Callback] = (), history: History | None = None,
+        checkpoint: str | Path | None = None, progress: bool = True,
+        scaler: "torch.amp.GradScaler | None" = None) -> History:
     """Train `model` over `loader` until it has done `epochs` epochs in all, and return the History.
 
     Pass the `history` of an earlier (e.g. interrupted) call to continue it up to `epochs`. With
@@ -171,13 +159,9 @@ def fit(
 
         history = fit(model, make_loader(train, 64), step, optimizer, epochs=5, checkpoint="runs/ae.pt")
 
-    On a GPU without bfloat16 (a T4), the fast path (`fastpath.fast_autocast`) computes in float16, whose numbers
-    stop at 65504 and whose smallest gradients round to 0. `fit` then backpropagates loss x scale and divides the
-    gradients by the scale before the optimizer step, with the gradient `scaler`: by default
-    `fastpath.grad_scaler(device)`, which is on exactly there and a no-op everywhere else (bfloat16, float32). A step
-    whose scaled gradient overflowed is skipped and the scale halved; after 2000 good steps in a row it doubles.
-    A step that updates the model itself (`optimizer=None`, the GAN steps) does its own backward, so `fit`'s scaler
-    is not used (the course's GAN steps compute in float32).
+    On a T4 the fast path computes in float16, whose smallest gradients round to 0: `fit` then backpropagates loss x
+    scale and unscales before the step, with `scaler` (default `fastpath.grad_scaler(device)`: on exactly there, a
+    no-op for bfloat16 and float32). A step that updates the model itself (`optimizer=None`) gets no scaler.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs is the number of passes over the data in all, a whole number, got {epochs!r}.")

@@ -10,6 +10,7 @@ from course_lib.config import PROFILES
 from course_lib.diffusion import DiffusionSchedule
 from course_lib.nets import n_params
 from course_lib.tools import peer_models, peers, results_table
+from course_lib.tools import race as race_clock
 from course_lib.data import check_images, load_dataset
 from course_lib.training import fit
 
@@ -233,12 +234,12 @@ def test_diffusion_same_size_pair_differs_from_the_course_only_in_how_it_trains(
 
 def test_seconds_to_reach_interpolates_between_the_checkpoints_around_the_first_crossing():
     curve = [(10.0, 900.0), (20.0, 700.0), (30.0, 400.0), (40.0, 800.0), (50.0, 300.0)]
-    assert peers.seconds_to_reach(curve, 500) == pytest.approx(20 + 200 / 300 * 10, abs=0.01)  # between 20 and 30
-    assert peers.seconds_to_reach(curve, 700) == 20.0  # exactly at a checkpoint
-    assert peers.seconds_to_reach(curve, 950) == 10.0  # already there at the first point
-    assert peers.seconds_to_reach(curve, 250) is None  # never reached within the budget
-    assert peers.seconds_to_reach([], 500) is None
-    assert peers.seconds_to_reach([[1.5, 80.0]], 500) == 1.5  # peers.json stores the points as lists
+    assert race_clock.seconds_to_reach(curve, 500) == pytest.approx(20 + 200 / 300 * 10, abs=0.01)  # between 20 and 30
+    assert race_clock.seconds_to_reach(curve, 700) == 20.0  # exactly at a checkpoint
+    assert race_clock.seconds_to_reach(curve, 950) == 10.0  # already there at the first point
+    assert race_clock.seconds_to_reach(curve, 250) is None  # never reached within the budget
+    assert race_clock.seconds_to_reach([], 500) is None
+    assert race_clock.seconds_to_reach([[1.5, 80.0]], 500) == 1.5  # peers.json stores the points as lists
 
 
 def test_time_ratio_and_the_tables_words_for_reached_and_not_reached():
@@ -246,7 +247,7 @@ def test_time_ratio_and_the_tables_words_for_reached_and_not_reached():
         return {"budget_s": 150.0, "course": {"seconds_to_threshold": course_s},
                 "peer": {"seconds_to_threshold": peer_s}}
 
-    assert peers.time_ratio(30.0, 120.0) == 0.25 and peers.time_ratio(None, 120.0) is None
+    assert race_clock.time_ratio(30.0, 120.0) == 0.25 and race_clock.time_ratio(None, 120.0) is None
     assert peers.threshold_text(pair(30.0, 120.0)) == "30 s / 120 s (0.25)"
     assert peers.threshold_text(pair(50.0, None)) == "50 s / > 150 s (< 0.33)"  # the course at least 3 times sooner
     assert peers.threshold_text(pair(None, 75.0)) == "> 150 s / 75 s (> 2.00)"
@@ -286,11 +287,11 @@ def test_race_stops_at_the_budget_and_does_not_count_scoring_time():
         time.sleep(0.3)
         return next(scores)
 
-    race = peers.Race(budget_s=0.2, checkpoints=(0.5, 1.0), score=slow_score)
+    race = race_clock.Race(budget_s=0.2, checkpoints=(0.5, 1.0), score=slow_score)
     batches = [(torch.ones(4, 1),)] * 1000
     start = time.perf_counter()
     history = fit(model, batches, race.counting(model.step), optimizer, epochs=10**9,
-                  callbacks=[race.started(), peers.CosineOverBudget(optimizer, race)], progress=False)
+                  callbacks=[race.started(), race_clock.CosineOverBudget(optimizer, race)], progress=False)
     wall = time.perf_counter() - start
     assert history.stopped == "budget"
     assert 0.2 <= race.seconds < 0.28 and wall >= 0.2 + 2 * 0.3  # two scorings, off the clock
@@ -302,8 +303,8 @@ def test_race_stops_at_the_budget_and_does_not_count_scoring_time():
 
 def test_cosine_over_budget_follows_the_race_clock():
     optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=2.0)
-    race = peers.Race(budget_s=10, checkpoints=(1.0,), score=lambda: 0.0)
-    cosine = peers.CosineOverBudget(optimizer, race)
+    race = race_clock.Race(budget_s=10, checkpoints=(1.0,), score=lambda: 0.0)
+    cosine = race_clock.CosineOverBudget(optimizer, race)
     lrs = []
     for seconds in (0, 5, 10, 12):
         race.seconds = seconds
@@ -349,9 +350,9 @@ def test_smoke_run_writes_every_field_for_every_pair(smoke_run):
         # time to a fixed Frechet distance, per side, and their ratio where both got there
         assert pair["fd_threshold"] == peers.SETTINGS["smoke"].thresholds[name]
         for side in ("course", "peer"):
-            assert pair[side]["seconds_to_threshold"] == peers.seconds_to_reach(pair[side]["curve"],
+            assert pair[side]["seconds_to_threshold"] == race_clock.seconds_to_reach(pair[side]["curve"],
                                                                                 pair["fd_threshold"])
-        assert pair["time_ratio"] == peers.time_ratio(pair["course"]["seconds_to_threshold"],
+        assert pair["time_ratio"] == race_clock.time_ratio(pair["course"]["seconds_to_threshold"],
                                                       pair["peer"]["seconds_to_threshold"])
     vae = saved["pairs"]["vae"]
     assert vae["course"]["nelbo_test"] > 0 and vae["peer"]["nelbo_test"] > 0

@@ -81,3 +81,10 @@ def test_lessons_and_the_benchmark_type_no_training_number_of_a_recipe(path):
     # lesson 3 trains a tiny 1-D discriminator by hand to show the optimal D: a demonstration, not a recipe
     typed = [line for line in typed if "D1.parameters()" not in line and "D1 = MLPDiscriminator(" not in line]
     assert not typed, typed
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_lesson_7_snapshots_land_exactly_on_the_switches_of_resolution(profile):
+    # lesson 7 snapshots the progressive GAN every toy_steps // 20 steps and compares the frames around each switch
+    steps = lesson_settings("gan_architectures", profile).toy_steps
+    assert steps % max(1, steps // 20) == 0, f"{profile}: toy_steps={steps} is not a multiple of toy_steps // 20"

@@ -106,7 +106,7 @@ def test_ctrl_c_during_a_bundle_build_says_what_was_finished_and_exits_130(bundl
 
 
 def fake_race(stopped):
-    def race(entrant, budget_s, settings, device):
+    def race(entrant, budget_s, settings, device, checkpoints=None):
         return {"name": entrant.name, "settings": entrant.settings, "fd": 100.0, "train_seconds": budget_s,
                 "images_seen": 10, "images_per_s": 10.0, "n_params": 1, "curve": [[budget_s, 100.0]],
                 "stopped": stopped.pop(0)}
@@ -125,7 +125,7 @@ def test_a_race_side_stopped_by_nan_makes_the_pair_no_result_and_the_exit_code_1
 def test_ctrl_c_during_a_race_keeps_the_pairs_before_it_and_exits_130(tmp_path, monkeypatch):
     calls = []
 
-    def race(entrant, budget_s, settings, device):
+    def race(entrant, budget_s, settings, device, checkpoints=None):
         calls.append(entrant.name)
         if len(calls) == 3:
             raise KeyboardInterrupt

@@ -1,21 +1,13 @@
-"""The peers of `course_lib.tools.peers`: well-known implementations the course's models race against.
-
-Each is re-implemented from its public source at that source's documented settings (nothing is tuned for the race,
-nothing changed but what the task needs: one channel, 28 x 28 digits), and comes ready for `fit` as a
-`setups.Setup`, the same object the course's side of each race is built as:
+"""The peers of `course_lib.tools.peers`: well-known implementations the course's models race against, each
+re-implemented from its public source at its documented settings (nothing tuned for the race, nothing changed but
+what the task needs: one channel, 28 x 28 digits), ready for `fit` as a `setups.Setup`, as the course's side is:
 
 - `pytorch_examples_vae_setup`: the PyTorch examples' MLP VAE (github.com/pytorch/examples, `vae/main.py`);
-- `pytorch_examples_dcgan_setup`: the PyTorch examples' DCGAN (`dcgan/main.py`), at its 64 x 64 (digits are resized
-  there and its samples back, with `to_dcgan_size` and `from_dcgan_size`);
-- `diffusers_setup`: the Hugging Face diffusion course's `diffusers` UNet2DModel + DDPMScheduler (unit 2); needs
-  `pip install -e ".[peers]"`.
-
-and, for the same-size pairs, networks the size of the course's, built and trained the usual way of their code:
-
-- `pytorch_examples_dcgan28_setup`: the PyTorch examples' DCGAN with its layers cut to 28 x 28 (7 -> 14 -> 28, as the
-  course's DCGAN) at the course's width, trained with the example's settings;
-- `diffusers_same_size_setup`: a diffusers UNet2DModel with the course U-Net's widths and no attention, trained with
-  diffusers' DDPMScheduler and the plain noise loss, in float32, without EMA; sampled with the course's DDIM.
+- `pytorch_examples_dcgan_setup`: their DCGAN (`dcgan/main.py`) at its 64 x 64 (`to_dcgan_size`, `from_dcgan_size`);
+- `diffusers_setup`: the Hugging Face diffusion course's UNet2DModel + DDPMScheduler (needs `pip install -e ".[peers]"`);
+- same size as the course's: `pytorch_examples_dcgan28_setup` (their DCGAN cut to 28 x 28 at the course's width) and
+  `diffusers_same_size_setup` (a UNet2DModel at the course U-Net's widths, no attention, plain noise loss, float32,
+  no EMA, sampled with the course's DDIM).
 
 Their numbers are theirs, written once below; the course's numbers are in `course_lib.recipes`.
 """
@@ -57,8 +49,7 @@ class PyTorchExamplesVAE(VAE):
     the long-standing one, and the same Bernoulli likelihood as the course's VAEs, so their ELBOs compare.)
     `decoder(z)` gives the logits before the sigmoid, as the course's VAEs do, so `negative_elbo` scores it too.
 
-    >>> from course_lib.nets import n_params
-    >>> vae = PyTorchExamplesVAE()
+    >>> from course_lib.nets import n_params; vae = PyTorchExamplesVAE()
     >>> n_params(vae), vae.decode(torch.zeros(2, 20)).shape
     (652824, torch.Size([2, 1, 28, 28]))
     """
@@ -248,19 +239,15 @@ def pytorch_examples_dcgan_setup(device: torch.device) -> Setup:
 
 
 class PyTorchExamplesDCGAN28(PyTorchExamplesDCGAN):
-    """The PyTorch examples' DCGAN (`PyTorchExamplesDCGAN`) with its layers cut down to 28 x 28 digits, for a race
-    against lesson 3's DCGAN at the same size: ngf = ndf = the course's width (32 in `recipes.DCGAN`).
+    """The PyTorch examples' DCGAN cut down to 28 x 28, ngf = ndf = the course's width (32 in `recipes.DCGAN`).
 
         G: z (B, 100, 1, 1) -> ConvT 2 ngf (7 x 7) -> ngf (14) -> 1 (28 x 28), tanh; BatchNorm + ReLU between
         D: image (B, 1, 28, 28) -> Conv ndf (14) -> 2 ndf (7) -> 1 (a 7 x 7 kernel over the 7 x 7 map), sigmoid;
            LeakyReLU 0.2, BatchNorm on the second layer
 
-    What changed from the example (and nothing else): G's first layer has a 7 x 7 kernel (the example's is 4 x 4) so
-    it starts at 7 x 7, and two doubling layers follow (7 -> 14 -> 28, as the course's) instead of four
-    (4 -> 64); its widths are the example's last two, ngf * 2 and ngf. D keeps the example's first two layers
-    (28 -> 14 -> 7) and its last layer's kernel is 7 x 7 (the example's 4 x 4 over 4 x 4). Still no biases,
-    BatchNorm as there, `dcgan_weights_init`, a sigmoid D trained with BCE (`PyTorchExamplesDCGANStep`). Its images
-    are 28 x 28 in [-1, 1] (the example's `Normalize((0.5,), (0.5,))`, no resizing).
+    Changed from the example, nothing else: G's first kernel is 7 x 7 (theirs 4 x 4), then two doubling layers at
+    widths ngf * 2 and ngf (theirs four); D keeps their first two layers and its last kernel is 7 x 7. No biases,
+    `dcgan_weights_init`, sigmoid D with BCE; images 28 x 28 in [-1, 1] (their `Normalize((0.5,), (0.5,))`).
 
     >>> from course_lib.nets import n_params
     >>> gan = PyTorchExamplesDCGAN28()
