@@ -8,9 +8,11 @@ tools/ (top)     `python -m course_lib.tools.NAME`, for whoever builds and check
 lesson support   `lesson` (start_lesson: the lessons' one setup call), `exercises/` (one file per lesson)
 ui               `plotting`, `liveplot`, `widgets`, `gan_dashboard`
 recipes          `recipes`: every model's architecture and training numbers, and each lesson's sizes per profile
-measures         `metrics`: Frechet distance, class accuracy, precision / recall, with reference points
+measures         `metrics`: Frechet distance, class accuracy, precision / recall, with reference points;
+                 `patches`: whether a picture is made of another's patches (lesson 7's SinGAN)
 models           `autoencoders`, `vae`, `gans`, `toy2d`, `diffusion`, `unet`, `conditional`, `pix2pix`,
-                 `latent_diffusion`, `classifiers`
+                 `latent_diffusion`, `classifiers`, `stylegan`, `progressive`, `gan_variants`, `singan`,
+                 `diffusion_theory`
 training         `training` (fit + callbacks), `checkpoints`, `fastpath` (16-bit where it is faster),
                  `pretrained` (instructor mode: bundled weights instead of training)
 bottom           `config` (profiles, device, seeding), `nets` (evaluating, n_params), `data` (offline-first MNIST)

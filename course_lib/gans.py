@@ -15,6 +15,8 @@ log(1 - D) = -softplus(l) are then exact even where D is 0 or 1.
     ['d_fake', 'd_loss', 'd_real', 'g_loss']
 """
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,6 +107,34 @@ def jensen_shannon(p: torch.Tensor, q: torch.Tensor, dx: float) -> float:
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
+def move_generator_away(data_density: torch.Tensor, x: torch.Tensor, shifts: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a 1-D generator G(z) = z + s, z ~ N(0, 1), feels as its shift s moves it away from the data; one value per
+    shift, computed on the grid `x` (float64, evenly spaced) where `data_density` holds p_data:
+
+    - "jsd": JSD(p_data || p_g), which stops at log 2 once the two no longer overlap;
+    - "grad": dV(D*, G)/ds by autograd, with D* = p_data / (p_data + p_g) fitted to the current G and then held
+      fixed while G moves: the gradient the minimax game gives G against the best discriminator (= 2 dJSD/ds);
+    - "w1": the Wasserstein-1 distance, the integral of |F_data(x) - F_g(x)| dx over the distribution functions F.
+
+    >>> x = torch.linspace(-10, 40, 20001, dtype=torch.float64)
+    >>> far = move_generator_away(torch.exp(-x**2 / 2) / (2 * torch.pi) ** 0.5, x, torch.tensor([20.0, 21.0]))
+    >>> [round(v, 4) for v in far["jsd"].tolist()], far["grad"].abs().max().item() < 1e-12, far["w1"].round().tolist()
+    ([0.6931, 0.6931], True, [20.0, 21.0])
+    """
+    dx = float(x[1] - x[0])
+    jsd, grad, w1 = [], [], []
+    for shift in shifts.to(torch.float64):
+        s = shift.clone().requires_grad_()
+        g_density = torch.distributions.Normal(s, 1.0).log_prob(x).exp()  # p_g for G(z) = z + s
+        d_star = optimal_discriminator(data_density, g_density.detach())  # fitted to this G, then held fixed
+        v_g = (g_density * (1 - d_star).clamp_min(1e-300).log()).sum() * dx  # the part of V that G changes
+        grad.append(torch.autograd.grad(v_g, s)[0].item())
+        jsd.append(jensen_shannon(data_density, g_density.detach(), dx))
+        w1.append(((data_density.cumsum(0) - g_density.detach().cumsum(0)) * dx).abs().sum().item() * dx)
+    return {name: torch.tensor(values, dtype=torch.float64) for name, values in (("jsd", jsd), ("grad", grad),
+                                                                                ("w1", w1))}
+
+
 # ---------------------------------------------------------------- networks
 
 
@@ -187,8 +217,9 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """DCGAN's discriminator: image (B, 1, 28, 28) in [0, 1] -> logit (B,). Like an encoder with a one-number
-    output: strided convolutions halve the size (28 -> 14 -> 7), LeakyReLU(0.2), BatchNorm after the first layer.
-    (`in_channels` > 1 is for lesson 5's conditional discriminator, which adds the label as extra channels.)"""
+    output: strided convolutions halve the size (28 -> 14 -> 7), LeakyReLU(0.2), BatchNorm after the second
+    convolution (none on the first, which sees the images themselves, as in DCGAN). (`in_channels` > 1 is for
+    lesson 5's conditional discriminator, which adds the label as extra channels.)"""
 
     def __init__(self, width: int = 64, in_channels: int = 1):
         super().__init__()
@@ -252,17 +283,28 @@ class GANStep:
     puts back everything the step changed (both networks, both optimizers: `state_dict`) and stops. Returns
     {"d_loss", "g_loss", "d_real", "d_fake"}: the mean D(x) and D(G(z)); for WGAN-GP "critic_real" and
     "critic_fake" (the critic's raw scores) replace the last two.
+
+    `update` (non-saturating loss, one D step) replaces the built-in D and G updates by your own function
+    `update(G, D, opt_d, opt_g, real, z_d, z_g) -> (loss_d, loss_g)`, lesson 3's exercise: it gets the noise for
+    D's update (`z_d`) and fresh noise for G's (`z_g`), and D as it is trained (augmented, if `augment` > 0). Both
+    noises are drawn before the update, so with `augment` the random numbers come in another order than in the
+    built-in step: the same kind of run, not the same run.
+
+        step = GANStep(gan, update=my_gan_step)
     """
 
     def __init__(self, gan: GAN, loss: str = "non_saturating", lr_d: float = 2e-4, lr_g: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999), d_steps: int = 1, gp_weight: float = 10.0,
-                 augment: float = 0.0, generator: torch.Generator | None = None):
+                 augment: float = 0.0, generator: torch.Generator | None = None, update: Callable | None = None):
         if loss not in LOSSES:
             raise ValueError(f"Unknown GAN loss {loss!r}. Use one of {', '.join(LOSSES)}.")
         if d_steps < 1:
             raise ValueError(f"d_steps must be at least 1 (discriminator updates per generator update), got {d_steps}.")
+        if update is not None and (loss != "non_saturating" or d_steps != 1):
+            raise ValueError(f"Your own update does one D step with the non-saturating loss; this step was asked for "
+                             f"loss={loss!r}, d_steps={d_steps}. Use GANStep(gan, update=...) with the defaults.")
         self.gan, self.loss, self.d_steps, self.gp_weight, self.generator = gan, loss, d_steps, gp_weight, generator
-        self.augment = augment
+        self.augment, self.update = augment, update
         self.opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr_d, betas=betas)
         self.opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr_g, betas=betas)
 
@@ -294,6 +336,8 @@ class GANStep:
             y = batch[1]
             G, D = (lambda z: gan.generator(z, y)), (lambda x: gan.discriminator(x, y))
         D = self._augmented(D) if self.augment > 0 else D
+        if self.update is not None:
+            return self._own_update(gan, G, D, real)
         d_ok = True
         for _ in range(self.d_steps):
             fake = G(gan.sample_z(n, self.generator)).detach()
@@ -316,6 +360,26 @@ class GANStep:
             logs.update(d_real=torch.sigmoid(real_out).mean().item(), d_fake=torch.sigmoid(fake_out).mean().item())
         return logs
 
+    def _own_update(self, gan: GAN, G, D, real: torch.Tensor) -> dict[str, float]:
+        """One step with `self.update`; D's outputs on the real batch and on the last generated one are kept for
+        the logs, as the built-in step reports them."""
+        n, seen = len(real), {}
+        z_d, z_g = gan.sample_z(n, self.generator), gan.sample_z(n, self.generator)
+
+        def watched_D(x):
+            out = D(x)
+            seen["real" if x is real else "fake"] = out.detach()
+            return out
+
+        returned = self.update(G, watched_D, self.opt_d, self.opt_g, real, z_d, z_g)
+        if not (isinstance(returned, (tuple, list)) and len(returned) == 2):
+            raise TypeError("Your update function should return the two losses: return loss_d, loss_g.")
+        with torch.no_grad():  # a D that never saw the batch on its own (e.g. one call on real and fake together)
+            real_out = seen["real"] if "real" in seen else D(real)
+            fake_out = seen["fake"] if "fake" in seen else D(G(z_g))
+        loss_d, loss_g = (float(torch.as_tensor(loss).detach()) for loss in returned)
+        return {"d_loss": loss_d, "g_loss": loss_g,
+                "d_real": torch.sigmoid(real_out).mean().item(), "d_fake": torch.sigmoid(fake_out).mean().item()}
 
     def _augmented(self, discriminator: nn.Module):
         a = self.augment

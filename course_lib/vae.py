@@ -16,6 +16,8 @@ evidence lower bound (ELBO), i.e. minimizes
     ['kl', 'loss', 'recon']
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -177,6 +179,58 @@ def negative_elbo(model: VAE, images: torch.Tensor, samples: int = 1, batch_size
             x = x.to(device)
             total += sum(vae_loss(model, x)["loss"].item() * len(x) for _ in range(samples)) / samples
     return total / len(images)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) = -1/2 sum_j (log 2 pi + logvar_j + (z_j - mu_j)^2 / exp(logvar_j)), summed
+    over the last dimension (one value per code).
+
+    >>> round(float(log_normal(torch.zeros(1, 2))), 4)  # log of 1 / (2 pi)
+    -1.8379
+    """
+    logvar = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(dim=-1)
+
+
+@torch.no_grad()
+def log_importance_weights(model: VAE, images: torch.Tensor, samples: int,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x) for `samples` codes z_k ~ q(z | x) per image: shape
+    (n_images, samples), in nats (Bernoulli decoder, as in the loss; p(z) = N(0, I)).
+
+    Since p(x) = E_{z ~ q(z|x)} [p(x | z) p(z) / q(z | x)], the weights w_k estimate p(x); the mean of the log w_k
+    is a Monte Carlo estimate of the ELBO (`importance_sampled_log_px` turns them into log p(x)). Evaluated in eval
+    mode; `generator` (on the CPU) draws the z_k, so the numbers repeat.
+
+    >>> log_w = log_importance_weights(MLPVAE(latent_dim=2), torch.rand(3, 1, 28, 28), samples=10)
+    >>> log_w.shape
+    torch.Size([3, 10])
+    """
+    check_images(images)
+    rows = []
+    with evaluating(model):
+        for x in images.split(1):  # one image at a time: `samples` codes of it go through the decoder together
+            mu, logvar = model.encode(x)  # (1, d) each
+            eps = torch.randn(samples, mu.shape[1], generator=generator).to(mu.device)
+            z = reparameterize(mu, logvar, eps)  # (samples, d), z_k ~ q(z | x)
+            log_px_z = -bernoulli_nll(x.expand(samples, -1, -1, -1), model.decoder(z))  # log p(x | z_k)
+            rows.append(log_px_z + log_normal(z) - log_normal(z, mu, logvar))  # + log p(z_k) - log q(z_k | x)
+    return torch.stack(rows).cpu()
+
+
+def importance_sampled_log_px(log_w: torch.Tensor) -> torch.Tensor:
+    """The importance-sampled estimate of log p(x) from K weights (the last dimension of `log_w`):
+
+        log p(x) ~ log (1/K) sum_{k=1..K} p(x | z_k) p(z_k) / q(z_k | x) = logsumexp_k(log w_k) - log K
+
+    computed with logsumexp, since the w_k themselves (e^-100 and smaller) are below what float32 can hold. Its
+    expectation is the ELBO for K = 1, never falls as K grows, and reaches log p(x) as K -> infinity (Burda et al.
+    2016): by Jensen's inequality, E[log mean_k w_k] <= log E[mean_k w_k] = log p(x).
+
+    >>> importance_sampled_log_px(torch.tensor([[-100.0, -100.0], [-101.0, -99.0]]))  # log((e^-101 + e^-99) / 2)
+    tensor([-100.0000,  -99.5662])
+    """
+    return torch.logsumexp(log_w, dim=-1) - math.log(log_w.shape[-1])
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

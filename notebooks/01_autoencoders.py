@@ -27,7 +27,8 @@
 # 2. see the **gap problem**: codes between the digits decode to blurry mixtures, so a plain autoencoder is not yet a
 #    generator (that is what lesson 2, the VAE, fixes);
 # 3. compare it with **PCA**, the best *linear* autoencoder;
-# 4. train a **denoising autoencoder** and use it to denoise, inpaint and upsample;
+# 4. write one **training step** yourself (forward, loss, backward, update), then train a **denoising autoencoder**
+#    with it and use that to denoise, inpaint and upsample;
 # 5. reuse the **encoder** as a feature extractor when only 100 labels are known;
 # 6. steer the decoder yourself with the **latent explorer**.
 #
@@ -111,14 +112,18 @@ def ae_step(model, batch):
     return ae_loss(x, model(x))  # 1/n sum ||x - f(g(x))||^2
 
 
-def train_autoencoder(model, R, step=ae_step, title="autoencoder"):
-    """Train `model` with recipe R's learning rate; R.name also names its bundled weights."""
+def train_autoencoder(model, R, step=ae_step, title="autoencoder", train_step=None):
+    """Train `model` with recipe R's learning rate; R.name also names its bundled weights. With
+    `train_step(model, optimizer, batch)`, a step that also updates the weights, `fit` only drives it."""
     seed_everything(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
+    fit_step, fit_optimizer = step, optimizer
+    if train_step is not None:  # it does zero_grad / backward / step itself, so fit gets no optimizer
+        fit_step, fit_optimizer = (lambda m, batch: train_step(m, optimizer, batch)), None
     fixed = x_test[:8]
     live = LivePlot(images=lambda m: torch.cat([fixed, m(fixed).cpu()]), title=title)
-    history = train_or_load(R.name, lambda: fit(model, make_loader(train, S.batch_size), step, optimizer, S.epochs,
-                                                device=device, callbacks=[live]), show=live, model=model)
+    history = train_or_load(R.name, lambda: fit(model, make_loader(train, S.batch_size), fit_step, fit_optimizer,
+                                                S.epochs, device=device, callbacks=[live]), show=live, model=model)
     if history.stopped is None:  # a run you interrupted keeps its model; there is nothing to check yet
         first, last = history.steps["loss"][:5], history.steps["loss"][-5:]
         assert sum(last) < sum(first), "the loss should go down while training"
@@ -132,12 +137,12 @@ history2 = train_autoencoder(ae2, R, title="MLP autoencoder, 2-D code")
 
 # %% [markdown]
 # Top row: test digits the model never trained on. Bottom row: what comes back through a bottleneck of just **two
-# numbers**. The digit's identity mostly survives; details are lost.
+# numbers**. Look at each pair: does the digit's identity survive? Which details are lost?
 
 # %% [markdown]
 # ## The 2-D latent map
 # Encode every test digit and plot its code $z = (z_1, z_2)$, coloured by its label (which the autoencoder never
-# saw). Digits that look alike land near each other.
+# saw). Look at which digits land next to each other: are they the ones that look alike?
 
 # %%
 with torch.no_grad():
@@ -148,7 +153,7 @@ plt.show()
 # %% [markdown]
 # ## The gap problem
 # Now decode codes the encoder never produced. First: walk in a straight line from the code of one digit to the
-# code of another and decode each point. Halfway, the decoder shows something that is neither.
+# code of another and decode each point. Look at the images halfway: a 1, a 0, or neither?
 
 # %%
 a, b = z_test[(y_test == 1).nonzero()[0, 0]], z_test[(y_test == 0).nonzero()[0, 0]]
@@ -160,8 +165,8 @@ plt.show()
 
 # %% [markdown]
 # Second: decode a regular grid over the whole latent plane (right) next to the codes of real digits (left).
-# Where there are no real codes (the gaps), the decoder has never been told what to draw. Look at those cells: blends
-# of neighbouring digits, and shapes that belong to no digit in particular.
+# Where there are no real codes (the gaps), the decoder has never been told what to draw. Look at those cells: do
+# they show digits, blends of neighbouring digits, or shapes that belong to no digit in particular?
 
 # %%
 lo, hi = z_test.quantile(0.01, dim=0), z_test.quantile(0.99, dim=0)
@@ -294,7 +299,27 @@ exercises.check("mask_pixels", my_mask)
 # exercises.solution("mask_pixels")
 
 # %% [markdown]
-# Now train a convolutional autoencoder with $L_\text{DAE}$: the only change is the corruption inside the step.
+# ### Exercise 5 — one training step, written out
+# So far `fit` did the update for you. Write one step of gradient descent on $L_\text{AE}$ yourself:
+# `my_train_step(model, optimizer, x_in, x)` feeds `x_in` to the model (for a plain autoencoder `x_in` is `x`; for
+# the denoising one below, the corrupted $\tilde{x}$), scores the output against the clean `x` with `ae_loss`, then
+# clears the old gradients, backpropagates and takes the optimizer's step. Return the batch's loss as a number
+# (`loss.item()`). The checker runs two of your steps on a small autoencoder and compares the weights with those the
+# library's `fit` reaches from the same start.
+
+# %%
+def my_train_step(model, optimizer, x_in, x):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("ae_train_step", my_train_step)
+# exercises.solution("ae_train_step")
+
+# %% [markdown]
+# Now train a convolutional autoencoder with $L_\text{DAE}$: the only change is the corruption inside the step. Once
+# exercise 5 passes, the training below runs on **your** `my_train_step` (the title of the live plot says which); until
+# then on the library's step. With a right answer, both give the same weights.
 
 # %%
 noise = torch.Generator().manual_seed(1)
@@ -306,8 +331,17 @@ def dae_step(model, batch):
     return ae_loss(x, model(x_tilde))  # compare with the CLEAN x
 
 
+def my_dae_train_step(model, optimizer, batch):  # exercise 5's step, fed the corrupted x~
+    x, _ = batch
+    return my_train_step(model, optimizer, random_corruption(x, generator=noise), x)
+
+
 dae = recipes.DAE.build(S).to(device)
-history_dae = train_autoencoder(dae, recipes.DAE, step=dae_step, title="denoising autoencoder")
+if exercises.passed("ae_train_step", my_train_step):
+    history_dae = train_autoencoder(dae, recipes.DAE, train_step=my_dae_train_step,
+                                    title="denoising autoencoder (your training step)")
+else:
+    history_dae = train_autoencoder(dae, recipes.DAE, step=dae_step, title="denoising autoencoder")
 
 # %% [markdown]
 # ## Applications: denoising, inpainting, upsampling
@@ -348,11 +382,14 @@ acc_codes = accuracy(fit_linear_classifier(codes_train[few], y_train[few]), code
 acc_pixels = accuracy(fit_linear_classifier(x_train[few], y_train[few]), x_test, y_test)
 print(f"100 labels: classifier on 16-D codes {acc_codes:.1%}, on 784 raw pixels {acc_pixels:.1%} (chance: 10%)")
 assert acc_codes > acc_pixels - 0.03, "16 learned numbers should classify about as well as 784 pixels"
+if PROFILE != "smoke":  # a fully trained encoder (cpu or gpu profile, or the bundled weights)
+    assert acc_codes > acc_pixels, "after a full training the 16-D codes should beat the raw pixels"
 
 # %% [markdown]
-# 16 learned numbers classify about as well as 784 pixels, and better after a full training (`cpu` profile, on the
-# bundled data: 73% vs 68%): the unlabelled images taught the encoder what varies between digits. In practice the encoder also serves as the
-# starting point (initialization) of a supervised network that is then fine-tuned.
+# Read the two numbers the cell printed: 16 learned numbers classify about as well as 784 pixels, and, after a full
+# training (the `cpu` or `gpu` profile, or the bundled weights), better; the cell asserts both. The unlabelled images
+# taught the encoder what varies between digits. In practice the encoder also serves as the starting point
+# (initialization) of a supervised network that is then fine-tuned.
 #
 # ## The latent explorer
 # Move the two sliders to choose a code $z = (z_1, z_2)$ and see what the decoder draws. Compare with the latent map
@@ -388,12 +425,12 @@ print(f"test reconstruction L_AE of the same model: {errors['conv AE, k=16']:.2f
 assert report["fd"] > 2 * report["fd_real"], "random codes should decode to images far less real than real digits"
 
 # %% [markdown]
-# Some samples are fine digits, many are smudges or hybrids: the random codes often land in the gaps between the
-# clusters, where the decoder was never trained. The Frechet distance says the same in one number, well above that
-# of real digits.
+# Look at the samples: how many are clear digits, how many smudges or hybrids? A random code can land in a gap
+# between the clusters, where the decoder was never trained. The Frechet distance sums it up in one number: the
+# cell asserts that it is more than twice that of held-out real digits.
 #
 # ## What's next
-# - A plain autoencoder compresses well but leaves **gaps** in its latent space, so random codes often decode to
-#   smudges: a good compressor, a poor generator.
+# - A plain autoencoder compresses well (it beat PCA above) but leaves **gaps** in its latent space (the crowded
+#   cells above), and its random codes score far from real digits: a good compressor, a poor generator.
 # - **Lesson 2 (VAE)** makes the encoder output a *distribution* and pulls all codes towards $\mathcal{N}(0, I)$, so
-#   the gaps close and sampling $z \sim \mathcal{N}(0, I)$ gives new digits.
+#   that sampling $z \sim \mathcal{N}(0, I)$ gives new digits; lesson 2 measures how well.

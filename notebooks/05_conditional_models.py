@@ -22,14 +22,18 @@
 # $p(x \mid y)$ instead of $p(x)$: we say what we want, $y$, and it draws an $x$ that fits. The recipe is the same
 # for every family: **give the condition to every network that needs it**.
 #
+# First, where conditional models sit: generative vs discriminative models, and Bayes' rule
+# $p(x \mid y) = p(y \mid x)\, p(x) / p(y)$, which comes back at the end as guidance. Then:
+#
 # 1. **Labels as one-hot vectors**, the usual way to hand a class to a network.
 # 2. **Conditional GAN** (Mirza & Osindero 2014): the label goes into the generator *and* the discriminator.
 # 3. **pix2pix** (Isola et al. 2016): the condition is a whole image; the generator translates it, and the
 #    discriminator judges (input, output) pairs.
 # 4. **Conditional VAE**: the label goes into encoder and decoder, so the latent code no longer has to hold the
 #    class, only the *style*.
-# 5. **Classifier-free guidance** (Ho & Salimans 2022): lesson 4's diffusion model with a label, and a dial $w$
-#    that trades diversity for fidelity to the label.
+# 5. **Classifier guidance** (Bayes' rule on a diffusion model's scores) and **classifier-free guidance** (Ho &
+#    Salimans 2022): lesson 4's diffusion model with a label, and a dial $w$ that trades diversity for fidelity to the
+#    label.
 #
 # Every model is scored with the bundled digit classifier: **class accuracy** (does the sample show the digit we
 # asked for?) and the Frechet distance (do the samples look like real digits?).
@@ -65,10 +69,12 @@ from IPython.display import Markdown
 
 from course_lib import exercises, recipes
 from course_lib.classifiers import accuracy, fit_linear_classifier
-from course_lib.conditional import (GuidedModel, cfg_step, class_grid_labels, cvae_step, drop_labels, one_hot,
-                                    style_share)
+from course_lib.conditional import (GuidedModel, cfg_step, class_grid_labels, cvae_step, drop_labels, guided_eps,
+                                    one_hot, style_share)
 from course_lib.data import load_dataset, make_loader
 from course_lib.diffusion import DiffusionSchedule, ddim_sample
+from course_lib.diffusion_theory import GaussianMixture2D, classifier_guided_eps
+from course_lib.fastpath import fast_autocast
 from course_lib.gans import GANGuard, GANStep
 from course_lib.lesson import start_lesson
 from course_lib.liveplot import LivePlot
@@ -87,6 +93,53 @@ PROFILE, S, device = start_lesson("conditional", pretrained=USE_PRETRAINED, pres
 train = load_dataset("mnist", "train", n=S.n_train)
 test_x, test_y = load_dataset("mnist", "test", n=S.n_test).tensors
 scores = {}  # what each model achieves, for the table at the end
+
+# %% [markdown]
+# ## Generative, discriminative and conditional models
+#
+# Three kinds of model, by the distribution they learn:
+#
+# - a **discriminative** model learns $p(y \mid x)$: for each image, the labels compete for probability mass. It must
+#   give every input a label distribution, even an input that looks like no digit at all;
+# - a **generative** model learns $p(x)$: all images compete with each other, so an implausible image can be given
+#   almost no probability;
+# - a **conditional generative** model learns $p(x \mid y)$: each label starts its own competition among images.
+#
+# **Bayes' rule** ties the three together:
+#
+# $$\underbrace{p(x \mid y)}_{\text{conditional generative}} = \frac{\overbrace{p(y \mid x)}^{\text{discriminative}}
+#   \;\overbrace{p(x)}^{\text{generative}}}{p(y)}.$$
+#
+# A conditional generator can be built from a classifier and an unconditional generator: that is where section 5
+# comes back to this rule. The CGAN, pix2pix and the CVAE below learn $p(x \mid y)$ directly.
+#
+# In the plane everything can be computed: a mixture of eight Gaussians on a ring, one class per Gaussian. Below:
+# $p(x)$, the classifier $p(y = 2 \mid x)$, and $p(x \mid y = 2)$, and a check of Bayes' rule at random points.
+
+# %%
+toy = GaussianMixture2D.ring()
+ticks = torch.linspace(-3, 3, 121)
+plane = torch.cartesian_prod(ticks, ticks).flip(1)  # (x, y) pairs, row by row
+two = torch.full((len(plane),), 2)
+maps = {"p(x): generative": toy.log_prob(plane).exp(),
+        "p(y = 2 | x): discriminative": toy.class_log_prob(plane)[:, 2].exp(),
+        "p(x | y = 2): conditional generative": toy.log_prob(plane, y=two).exp()}
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+for ax, (name, values) in zip(axes, maps.items()):
+    ax.imshow(values.view(121, 121).flip(0), extent=(-3, 3, -3, 3), cmap="viridis")
+    ax.set_title(name)
+plt.show()
+points = torch.randn(1000, 2, dtype=torch.float64) * 1.5  # float64: far from the ring log p(x) is a large number
+y_points = torch.randint(0, 8, (1000,))
+log_p_y_given_x = toy.class_log_prob(points).gather(1, y_points[:, None]).squeeze(1)
+bayes = log_p_y_given_x + toy.log_prob(points) - toy.weights.double()[y_points].log()  # log p(y|x) p(x) / p(y)
+gap = (toy.log_prob(points, y=y_points) - bayes).abs().max().item()
+far = torch.tensor([[2.8, 2.8]])  # far from every Gaussian: an input like none of the data
+print(f"{len(toy.centres)} Gaussians, one class each. Bayes' rule: largest gap in log p(x | y) {gap:.1e}. "
+      f"At (2.8, 2.8): p(x) = "
+      f"{toy.log_prob(far).exp().item():.1e}, yet the classifier's largest p(y | x) = "
+      f"{toy.class_log_prob(far).exp().max().item():.2f}")
+assert gap < 1e-9 and toy.log_prob(far).exp() < 1e-6 and toy.class_log_prob(far).exp().max() > 0.5
 
 # %% [markdown]
 # ## 1. Labels as one-hot vectors
@@ -119,8 +172,8 @@ exercises.check("one_hot", my_one_hot)
 #
 # Lesson 3's game, with the label $y$ given to both players:
 #
-# $$\min_G \max_D V(D, G) = \mathbb{E}_{x, y \sim p_\text{data}}[\log D(x \mid y)]
-#   + \mathbb{E}_{z \sim p(z),\, y}[\log(1 - D(G(z \mid y) \mid y))]$$
+# $$\min_G \max_D V(D, G) = \mathbb{E}_{x, y \sim p_\text{data}}[\log D(x, y)]
+#   + \mathbb{E}_{z \sim p(z),\, y}[\log(1 - D(G(z, y), y))]$$
 #
 # - $G(z, y)$: the noise $z$ (100 numbers) and the one-hot $y$ (10 numbers) side by side, 110 inputs.
 # - $D(x, y)$: the image, plus the one-hot label as 10 extra *channels* (constant planes; the one for class $y$
@@ -396,17 +449,108 @@ if PROFILE != "smoke":
 # %% [markdown]
 # ## 5. Classifier-free guidance
 #
-# Lesson 4's U-Net learns the noise $\epsilon_\theta(x_t, t)$. Give it the label as well (a learned vector per
-# class, added to the time embedding) and it learns $\epsilon_\theta(x_t, t, y)$. **Label dropout**: in training,
-# each label is replaced by an extra "empty" label $\emptyset$ with probability 0.1, so the *same* network also
-# learns the unconditional $\epsilon_\theta(x_t, t, \emptyset)$. At sampling time, guidance amplifies the
-# difference between the two:
+# ### Classifier guidance: Bayes' rule on scores
+# Lesson 4 read the noise predictor as a scaled **score**: $\epsilon_\theta(x_t, t) \approx -\sqrt{1 - \bar\alpha_t}\,
+# \nabla_{x_t} \log p(x_t)$. Take the logarithm of Bayes' rule for the noisy images and its gradient in $x_t$;
+# $p(y)$ does not depend on $x_t$ and drops out:
+#
+# $$\nabla_{x_t} \log p(x_t \mid y) = \nabla_{x_t} \log p(x_t) + \nabla_{x_t} \log p(y \mid x_t).$$
+#
+# So an unconditional diffusion model becomes a conditional one by adding a classifier's gradient to its score.
+# **Classifier guidance** (Dhariwal & Nichol 2021) does this with a classifier $p_\phi(y \mid x_t)$ trained on noisy
+# images, and a scale $s$ (in the noise's terms, where the score is multiplied by $-\sqrt{1 - \bar\alpha_t}$):
+#
+# $$\tilde\epsilon = \epsilon_\theta(x_t, t) - s\,\sqrt{1 - \bar\alpha_t}\; \nabla_{x_t} \log p_\phi(y \mid x_t).$$
+#
+# $s = 1$ samples $p(x \mid y)$; $s > 1$ a distribution more decided about $y$. On the ring the best noise
+# predictions are known exactly: with the exact classifier's gradient (autograd of $\log p(y \mid x_t)$), classifier
+# guidance at $s = 1$ turns the best unconditional prediction into the best conditional one.
+
+# %%
+schedule = DiffusionSchedule(T=recipes.CFG.T, kind=recipes.CFG.schedule)
+t = 300
+abar = schedule.alpha_bars[t].item()
+x0_toy, y_toy = toy.sample(2000, torch.Generator().manual_seed(1))
+x_t = (abar**0.5 * x0_toy + (1 - abar) ** 0.5 * torch.randn(2000, 2, generator=torch.Generator().manual_seed(2)))
+x_t.requires_grad_()
+grad_log_p_y = torch.autograd.grad(toy.class_log_prob(x_t, abar).gather(1, y_toy[:, None]).sum(), x_t)[0]
+x_t = x_t.detach()
+eps_u, eps_c = toy.best_eps(x_t, abar), toy.best_eps(x_t, abar, y=y_toy)  # E[eps | x_t] and E[eps | x_t, y]
+gap = (classifier_guided_eps(eps_u, grad_log_p_y, abar, scale=1.0) - eps_c).abs().max().item()
+print(f"t = {t}: unconditional prediction + the classifier's gradient vs the conditional prediction: largest gap "
+      f"{gap:.1e}")
+assert gap < 1e-4
+
+# %% [markdown]
+# **Exercise 3.** Write classifier guidance's noise prediction: `my_classifier_guided(eps, grad_log_p_y, abar_t, s)`.
+
+# %%
+def my_classifier_guided(eps, grad_log_p_y, abar_t, s):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("classifier_guidance", my_classifier_guided)
+# exercises.solution("classifier_guidance")  # uncomment to see a reference answer
+
+# %% [markdown]
+# ### Without a classifier
+#
+# A classifier on noisy images is one more network to train. **Classifier-free guidance** (Ho & Salimans 2022) gets
+# the same effect from the diffusion model alone. Lesson 4's U-Net learns the noise $\epsilon_\theta(x_t, t)$. Give it
+# the label as well (a learned vector per class, added to the time embedding) and it learns
+# $\epsilon_\theta(x_t, t, y)$. **Label dropout**: in training, each label is replaced by an extra "empty" label
+# $\emptyset$ with probability 0.1, so the *same* network also learns the unconditional
+# $\epsilon_\theta(x_t, t, \emptyset)$. At sampling time, guidance amplifies the difference between the two:
 #
 # $$\tilde\epsilon = \epsilon_\theta(x_t, t, \emptyset) + w\,\big(\epsilon_\theta(x_t, t, y)
 #   - \epsilon_\theta(x_t, t, \emptyset)\big)$$
 #
 # $w = 0$ is the unconditional model, $w = 1$ the conditional one, and $w > 1$ pushes further in the direction that
 # makes the image "more $y$". No separate classifier is needed (hence the name).
+#
+# **Why it is guidance.** By Bayes' rule on scores, the difference of the two predictions is a classifier's gradient
+# in disguise: $\epsilon_\theta(x_t, t, y) - \epsilon_\theta(x_t, t, \emptyset) \approx -\sqrt{1 - \bar\alpha_t}\,
+# \nabla_{x_t} \log p(y \mid x_t)$, the classifier implied by $p(y \mid x_t) \propto p(x_t \mid y) / p(x_t)$. So
+# classifier-free guidance with scale $w$ is classifier guidance with $s = w$, using that implied classifier.
+#
+# **This lesson's $w$ and the paper's.** Ho & Salimans write $\tilde\epsilon = (1 + w')\,\epsilon_\theta(x_t, t, y) -
+# w'\,\epsilon_\theta(x_t, t, \emptyset)$. Expanding the formula above gives $w\,\epsilon_\theta(x_t, t, y) - (w - 1)\,
+# \epsilon_\theta(x_t, t, \emptyset)$: the same with $w = 1 + w'$. Their $w' = 0$ is our $w = 1$, the plain
+# conditional model; a guidance strength they report as $w'$ is our $w' + 1$. Both statements checked on the ring:
+
+# %%
+for w in (0.0, 1.0, 3.0):
+    implied = classifier_guided_eps(eps_u, grad_log_p_y, abar, scale=w)
+    assert (guided_eps(eps_u, eps_c, w) - implied).abs().max() < 1e-4
+w_paper = 0.5
+paper = (1 + w_paper) * eps_c - w_paper * eps_u  # Ho & Salimans' form
+print(f"guidance at w = 0, 1, 3 equals classifier guidance with s = w; the paper's w' = {w_paper:g} is this lesson's "
+      f"w = {1 + w_paper:g}: largest gap {(guided_eps(eps_u, eps_c, 1 + w_paper) - paper).abs().max():.1e}")
+assert torch.allclose(guided_eps(eps_u, eps_c, 1 + w_paper), paper, atol=1e-5)
+
+# %% [markdown]
+# **Exercise 4.** Write the guided noise prediction from the two predictions and $w$.
+
+# %%
+def my_guide(eps_uncond, eps_cond, w):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("guidance", my_guide)
+# exercises.solution("guidance")  # uncomment to see a reference answer
+
+# %% [markdown]
+# **Exercise 5.** Ho & Salimans write $(1 + w')\,\epsilon_\theta(x_t, t, y) - w'\,\epsilon_\theta(x_t, t, \emptyset)$.
+# Which $w$ of this lesson's formula gives their $w' = 2$?
+
+# %%
+my_answer = ...  # a number
+exercises.check("paper_w", my_answer)
+
+# %% [markdown]
+# Label dropout in numbers: the share of labels replaced by the empty label (index 10) in 10,000 draws.
 
 # %%
 y = torch.arange(10000) % 10
@@ -440,6 +584,22 @@ first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
 scores["guided DDPM (w = 3)"] = {"parameters": n_params(unet), "training s": history.seconds}
 print(f"{len(losses)} steps in {history.seconds:.0f} s; loss {first:.3f} -> {last:.3f}")
 assert last < (0.8 if PROFILE == "smoke" else 0.5) * first
+
+# %% [markdown]
+# **Exercise 6.** Write the guided noise prediction of the trained U-Net itself, the function a sampler calls at
+# every step: `my_guided_eps(unet, x_t, t, y, w)` calls the U-Net with the labels `y` and with the empty label
+# (`unet.num_classes`, here 10, the class that label dropout trained) and combines the two as in exercise 4. The
+# checker compares it with the library's `GuidedModel` on a small U-Net; once it is right, the guidance slider below
+# samples with your function.
+
+# %%
+def my_guided_eps(unet, x_t, t, y, w):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("guided_model", my_guided_eps)
+# exercises.solution("guided_model")  # uncomment to see a reference answer
 
 # %% [markdown]
 # ### Guidance scale vs class accuracy vs diversity
@@ -480,23 +640,26 @@ if PROFILE != "smoke":
 slider_w = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
 few_labels = class_grid_labels(2)
 few_noise = torch.randn(20, 1, 28, 28, generator=torch.Generator().manual_seed(6)).to(device)
-frames = [ddim_sample(GuidedModel(ema.model, few_labels, w), schedule, noise=few_noise, steps=25)[0].cpu()
-          for w in slider_w]
+yours = exercises.passed("guided_model", my_guided_eps)
+
+
+def guided(w):  # what the sampler calls at scale w: your function once exercise 6 is right, else the library's
+    if not yours:
+        return GuidedModel(ema.model, few_labels, w)
+
+    def eps_model(x, t):
+        with fast_autocast(device):
+            return my_guided_eps(ema.model, x, t, few_labels.to(device), w).float()
+
+    return eps_model
+
+
+frames = [ddim_sample(guided(w), schedule, noise=few_noise, steps=25)[0].cpu() for w in slider_w]
+print("guided with", "your my_guided_eps" if yours else "the library's GuidedModel")
 FrameScrubber(frames, [f"guidance w = {w}" for w in slider_w], nrow=10, description="w", values=slider_w, start=0)
 
 # %% [markdown]
-# **Exercise 3.** Write the guided noise prediction from the two predictions and $w$.
-
-# %%
-def my_guide(eps_uncond, eps_cond, w):
-    # YOUR CODE HERE
-    return None
-
-
-exercises.check("guidance", my_guide)
-
-# %% [markdown]
-# **Exercise 4.** Guidance has a price. How many U-Net evaluations does guided DDIM with 50 steps need for one
+# **Exercise 7.** Guidance has a price. How many U-Net evaluations does guided DDIM with 50 steps need for one
 # image (with $w$ not 0 or 1)?
 
 # %%
@@ -519,7 +682,11 @@ Markdown(markdown_table(scores))
 #   keeps the output near the truth; the adversarial term makes it sharp instead of averaged.
 # - **CVAE**: with the label given, the latent code keeps only the style; the same $z$ writes every digit in one
 #   hand.
-# - **Classifier-free guidance**: one diffusion network, conditional and unconditional through label dropout; the
-#   guidance scale $w$ trades diversity for fidelity to the label, at twice the cost per step.
+# - Bayes' rule, $p(x \mid y) = p(y \mid x)\, p(x) / p(y)$, links discriminative, generative and conditional models;
+#   on scores it reads $\nabla \log p(x_t \mid y) = \nabla \log p(x_t) + \nabla \log p(y \mid x_t)$: **classifier
+#   guidance** adds a classifier's gradient to a diffusion model's score.
+# - **Classifier-free guidance**: one diffusion network, conditional and unconditional through label dropout; their
+#   difference plays the classifier's gradient. The guidance scale $w$ trades diversity for fidelity to the label, at
+#   twice the cost per step; Ho & Salimans' $w'$ is this lesson's $w - 1$.
 # - **Next (lesson 6, latent diffusion):** run this diffusion model in an autoencoder's small latent space, which is
 #   what makes Stable Diffusion fast.

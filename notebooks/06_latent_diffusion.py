@@ -54,6 +54,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import course_lib  # first, before torch: it lets torch's threads sleep while they wait (faster on a busy CPU)
+import math
 import time
 
 import matplotlib.pyplot as plt
@@ -131,6 +132,7 @@ if PROFILE != "smoke":
 # %%
 my_answer = ...  # a number
 exercises.check("latent_factor", my_answer)
+# exercises.solution("latent_factor")
 
 # %% [markdown]
 # ## 2. The latents as training data
@@ -145,6 +147,7 @@ z_train = latent_train.tensors[0]
 print(f"scale = {scale:.3f}; scaled latents: mean {z_train.mean():.3f}, std {z_train.std():.3f}, "
       f"range [{z_train.min():.2f}, {z_train.max():.2f}]")
 assert abs(z_train.std().item() - 1) < 1e-3
+assert z_train.abs().max() > 1  # unlike pixels, latents have no fixed range such as [-1, 1]
 plt.hist(z_train.flatten().numpy(), bins=100, density=True)
 plt.title("the numbers of the scaled latents")
 plt.show()
@@ -160,19 +163,55 @@ def my_latent_scale(latents):
 
 
 exercises.check("latent_scale", my_latent_scale)
+# exercises.solution("latent_scale")
+
+# %% [markdown]
+# Why spread 1? The forward process mixes $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon$, and the
+# schedule decides at which steps signal and noise weigh the same, assuming data of spread 1: the
+# **signal-to-noise ratio** $\bar\alpha_t \operatorname{Var}(x_0) / (1 - \bar\alpha_t)$ is 1 where $\bar\alpha_t = 0.5$.
+# Data of another spread multiply every ratio by their variance, and the steps no longer mean what the schedule
+# intended. How far off would our raw latents be? The cell prints it; whether the raw spread lands near 1 is an
+# accident of the autoencoder's training. Stable Diffusion's factor 0.18215 means raw latents of standard deviation
+# about 1 / 0.18215, and there the schedule would be far off (exercise 3).
+
+# %%
+alpha_bars = schedule.alpha_bars
+t_half = int((alpha_bars - 0.5).abs().argmin())  # the step where alpha_bar is closest to 0.5
+abar = alpha_bars[t_half].item()
+snr = {"scaled": abar * z_train.var().item() / (1 - abar), "raw": abar * (z_train / scale).var().item() / (1 - abar)}
+print(f"t = {t_half} of {schedule.T}: alpha_bar = {abar:.3f}; signal-to-noise ratio for the scaled latents "
+      f"{snr['scaled']:.2f}, for the raw latents (std {1 / scale:.2f}) {snr['raw']:.2f}")
+assert abs(snr["scaled"] - 1) < 0.02
+
+# %% [markdown]
+# **Exercise 3.** At the step where $\bar\alpha_t = 0.5$, data of standard deviation 1 are half signal, half noise.
+# What is the signal-to-noise ratio there for latents of standard deviation 5 that went in unscaled?
+
+# %%
+my_answer = ...  # a number
+exercises.check("unscaled_snr", my_answer)
+# exercises.solution("unscaled_snr")
 
 # %% [markdown]
 # ## 3. Diffusion on latents, with guidance
 #
-# The same `UNet` class as in lessons 4 and 5, built for a 4 x 7 x 7 input (its three sizes become 7, 4 and 2), with
-# a class label; the same `cfg_step` (Algorithm 1, label dropout, Min-SNR weighting), told that its data are not
-# images in [0, 1] (`image_range=False`); the same `fit`, `EMA` and schedule.
+# The same `UNet` class as in lessons 4 and 5, built for a 4 x 7 x 7 input (its three sizes become 7, 4 and 2: the
+# cell checks them), with a class label; the same `cfg_step` (Algorithm 1, label dropout, Min-SNR weighting), told
+# that its data are not images in [0, 1] (`image_range=False`); the same `fit`, `EMA` and schedule.
 
 # %%
 epochs, batch_size = S.for_model("latent")
 torch.manual_seed(0)
 R = recipes.LATENT_UNET
 latent_unet = R.build(S).to(device)
+sizes = []
+hooks = [block.register_forward_hook(lambda block, inputs, out: sizes.append(out.shape[-1]))
+         for block in (latent_unet.down0, latent_unet.down1, latent_unet.down2)]
+with torch.no_grad():
+    latent_unet(torch.zeros(1, 4, 7, 7), torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+for hook in hooks:
+    hook.remove()
+assert sizes == [7, 4, 2], sizes  # the sizes of the U-Net's three levels on a 7 x 7 latent
 optimizer = torch.optim.Adam(latent_unet.parameters(), lr=R.lr)
 latent_ema = EMA(latent_unet, decay=R.ema_decay)
 step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
@@ -189,17 +228,35 @@ print(f"latent U-Net: {n_params(latent_unet):,} parameters; {len(losses)} steps 
 assert last < (0.9 if PROFILE == "smoke" else 0.5) * first
 
 # %% [markdown]
+# **Exercise 4.** The diffusion model samples *scaled* latents. Write `my_decode(autoencoder, z, scale)`: the images
+# they stand for. (The autoencoder has BatchNorm layers and may be in training mode.) Once it passes, the sampling
+# function below decodes with it.
+
+# %%
+def my_decode(autoencoder, z, scale):
+    # YOUR CODE HERE
+    return None
+
+
+exercises.check("latent_decode", my_decode)
+# exercises.solution("latent_decode")
+
+# %% [markdown]
 # Sampling: DDIM with guidance on latents (no clipping to [-1, 1]: latents have no fixed range), then the decoder,
 # once. Rows are noises, columns the digit asked for.
 
 # %%
+decode = my_decode if exercises.passed("latent_decode", my_decode) else decode_latents
+print("decoding with", "your my_decode" if decode is my_decode else "the library's decode_latents")
+
+
 def latent_sample(labels, w=3.0, steps=25, noise=None, record_every=None):
     """Guided DDIM in latent space, then decode: (images, trajectory of latents)."""
     z, trajectory = ddim_sample(GuidedModel(latent_ema.model, labels, w), schedule, n=None if noise is not None else
                                 len(labels), noise=noise, steps=steps, shape=(4, 7, 7), image_range=False, clip=None,
                                 record_every=record_every, device=device,
                                 generator=torch.Generator().manual_seed(1))
-    return decode_latents(autoencoder, z, scale), trajectory
+    return decode(autoencoder, z, scale).detach().cpu(), trajectory
 
 
 images, _ = latent_sample(class_grid_labels(6))
@@ -209,8 +266,8 @@ plt.show()
 # %% [markdown]
 # ### Scrub through a latent sampling run
 # Every denoising step's latent $z_t$ and the predicted clean latent $\hat z_0$, both put through the decoder.
-# The decoder was only ever trained on clean latents. Drag back to the first steps: which row shows the digit
-# first, and what does the decoder make of a noisy latent?
+# The decoder was only ever trained on clean latents. Drag back to the first steps and look (nothing is measured
+# here): which row shows the digit first, and what does the decoder make of a noisy latent?
 
 # %%
 labels = class_grid_labels(1)
@@ -223,11 +280,13 @@ FrameScrubber(frames, [f"t = {t}: decoded z_t (top) / decoded predicted z_0 (bot
               nrow=10, description="t", values=trajectory.t)
 
 # %% [markdown]
-# **Exercise 3.** When does latent diffusion call the decoder while sampling?
+# **Exercise 5.** When does latent diffusion call the decoder while sampling? (a) after every denoising step, to
+# denoise the image; (b) once, on the final latent $z_0$.
 
 # %%
 my_answer = ...  # "a" or "b"
 exercises.check("decode_when", my_answer)
+# exercises.solution("decode_when")
 
 # %% [markdown]
 # ## 4. Latent vs pixel diffusion
@@ -268,6 +327,11 @@ speedup = rows["pixel"] / rows["latent"]
 print(f"100 digits, 25 DDIM steps, w = 3: pixel {rows['pixel']:.2f} s, latent {rows['latent']:.2f} s "
       f"(decoder included): {speedup:.1f}x faster")
 assert speedup > 2
+pixel_shape, latent_shape = pixel_unet.image_shape, latent_unet.image_shape  # what one U-Net call denoises
+print(f"each step denoises {pixel_shape} = {math.prod(pixel_shape)} numbers (pixel) or {latent_shape} = "
+      f"{math.prod(latent_shape)} (latent): {math.prod(pixel_shape) // math.prod(latent_shape)}x fewer numbers, "
+      f"{(pixel_shape[1] * pixel_shape[2]) // (latent_shape[1] * latent_shape[2])}x fewer positions")
+assert type(latent_unet) is type(pixel_unet)  # the same U-Net class, only its input shape differs
 
 # %%
 labels = torch.arange(S.n_sampled) % 10
@@ -302,7 +366,8 @@ plt.show()
 # ## Summary
 # - Latent diffusion = an autoencoder for compression + a diffusion model on the latents; sampling denoises a
 #   latent and decodes once.
-# - The autoencoder is trained once and frozen; its latents are scaled to unit spread for the forward process.
+# - The autoencoder is trained once and frozen; its latents are scaled to unit spread, so that the schedule's
+#   signal-to-noise ratios mean what they were made for, and sampled latents are divided by the scale before decoding.
 # - Every piece of lessons 4 and 5 was reused as it is: schedule, loss, U-Net, guidance, samplers, training loop.
 # - Each step works on a latent 4 times smaller (16 times fewer positions), which made sampling several times
 #   faster here at the same class accuracy; at 512 x 512 pixels, the same idea makes text-to-image models usable.

@@ -10,17 +10,21 @@ from course_lib.exercises.lesson7_gan_architectures import adain_solution, fade_
 
 from course_lib import exercises
 from course_lib.exercises import EXERCISES, Exercise, check, register, solution
-from course_lib.exercises.lesson1_autoencoders import ae_loss_solution, mask_pixels_solution
-from course_lib.exercises.lesson2_vae import kl_solution, reparameterize_solution
-from course_lib.exercises.lesson3_gans import g_loss_non_saturating_solution, gan_d_loss_solution
-from course_lib.exercises.lesson4_diffusion import q_sample_solution, reverse_step_solution
-from course_lib.exercises.lesson5_conditional import guidance_solution, one_hot_solution, pix2pix_g_loss_solution
-from course_lib.exercises.lesson6_latent_diffusion import latent_scale_solution
+from course_lib.exercises.lesson1_autoencoders import ae_loss_solution, ae_train_step_solution, mask_pixels_solution
+from course_lib.exercises.lesson2_vae import kl_solution, log_px_solution, reparameterize_solution, vae_step_solution
+from course_lib.exercises.lesson3_gans import g_loss_non_saturating_solution, gan_d_loss_solution, gan_step_solution
+from course_lib.exercises.lesson4_diffusion import (ddpm_loss_solution, ddpm_sample_solution, q_sample_solution,
+                                                    reverse_step_solution)
+from course_lib.exercises.lesson5_conditional import (classifier_guidance_solution, guidance_solution,
+                                                      guided_model_solution, one_hot_solution, pix2pix_g_loss_solution)
+from course_lib.exercises.lesson6_latent_diffusion import latent_decode_solution, latent_scale_solution
 
 NAMES = (  # the exercises the notebooks call, in lesson order
-    "ae_loss", "mask_pixels", "ae_params", "linear_ae", "kl", "reparameterize", "beta", "gan_d_loss", "g_loss_ns",
-    "optimal_d", "v_at_optimum", "q_sample", "reverse_step", "signal_left", "one_hot", "guidance", "pix2pix_g_loss",
-    "guidance_cost", "latent_factor", "latent_scale", "decode_when", "adain", "fade_in", "mode_seeking", "psi_zero",
+    "ae_loss", "mask_pixels", "ae_params", "linear_ae", "ae_train_step", "kl", "reparameterize", "vae_step", "log_px",
+    "beta", "gan_d_loss", "g_loss_ns",
+    "optimal_d", "v_at_optimum", "jsd_disjoint", "gan_step", "q_sample", "signal_left", "ddpm_loss", "reverse_step", "ddpm_sample", "one_hot",
+    "pix2pix_g_loss", "classifier_guidance", "guidance", "paper_w", "guided_model", "guidance_cost", "latent_factor", "latent_scale", "unscaled_snr",
+    "latent_decode", "decode_when", "adain", "fade_in", "mode_seeking", "psi_zero",
     "identity_level",
 )
 
@@ -29,22 +33,34 @@ RIGHT_ANSWERS = {
     "mask_pixels": mask_pixels_solution,
     "ae_params": 784 * 512 + 512 + 512 * 256 + 256 + 256 * 2 + 2,  # 533762
     "linear_ae": "b",
+    "ae_train_step": ae_train_step_solution,
     "kl": kl_solution,
     "reparameterize": reparameterize_solution,
+    "vae_step": vae_step_solution,
+    "log_px": log_px_solution,
     "beta": "b",
     "gan_d_loss": gan_d_loss_solution,
     "g_loss_ns": g_loss_non_saturating_solution,
+    "jsd_disjoint": 0.6931,
+    "gan_step": gan_step_solution,
     "optimal_d": 0.75,
     "v_at_optimum": -1.3863,
     "q_sample": q_sample_solution,
     "reverse_step": reverse_step_solution,
     "signal_left": 0.0063,
+    "ddpm_loss": ddpm_loss_solution,
+    "ddpm_sample": ddpm_sample_solution,
     "one_hot": one_hot_solution,
     "guidance": guidance_solution,
     "pix2pix_g_loss": pix2pix_g_loss_solution,
+    "classifier_guidance": classifier_guidance_solution,
+    "paper_w": 3,
+    "guided_model": guided_model_solution,
     "guidance_cost": 100,
     "latent_factor": 4,
     "latent_scale": latent_scale_solution,
+    "unscaled_snr": 25,
+    "latent_decode": latent_decode_solution,
     "decode_when": "b",
     "adain": adain_solution,
     "fade_in": fade_solution,
@@ -101,7 +117,10 @@ MISTAKES_1_2 = [
     ("reparameterize", lambda m, lv: m + 0 * lv, "no randomness"),
     ("beta", "a", "beta multiplies the KL term"),
     ("beta", "c", "balance"),
-]
+    ("ae_train_step", lambda m, opt, x_in, x: ae_loss_solution(x, m(x_in)).item(), "no gradients"),
+    ("vae_step", lambda m, batch: {k: v.item() for k, v in vae_step_solution(m, batch).items()}, "no gradient"),
+    ("log_px", lambda log_w: log_w.mean(-1), "estimate of the ELBO"),
+]  # more of lessons 1 and 2's in tests/test_exercises_lesson1.py and tests/test_exercises_lesson2.py
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -165,8 +184,10 @@ def test_non_saturating_mistakes_get_their_hint(answer, hint, capsys):
 
 MISTAKES_GAN_THEORY = [
     ("optimal_d", 0.25, "real"), ("optimal_d", 3.0, "ratio"), ("v_at_optimum", 0.0, "constant remains"),
-    ("v_at_optimum", -0.6931, "two terms"),
-]
+    ("v_at_optimum", -0.6931, "two terms"), ("jsd_disjoint", 0.0, "equal distributions"),
+    ("gan_step", lambda G, D, opt_d, opt_g, real, z_d, z_g: gan_step_solution(G, D, opt_d, opt_g, real, z_g, z_d),
+     "swapped"),
+]  # more of lesson 3's in tests/test_exercises_lesson3.py
 
 
 MISTAKES_DIFFUSION = [
@@ -176,7 +197,9 @@ MISTAKES_DIFFUSION = [
     ("reverse_step", lambda x, e, b, a, z: (x - b / (1 - a) ** 0.5 * e) / (1 - b) ** 0.5 + b * z, "sqrt(beta_t)"),
     ("reverse_step", lambda x, e, b, a, z: (x - (1 - a) ** 0.5 * e) / a ** 0.5, "predicted x_0"),
     ("signal_left", 4e-5, "square root"),
-]
+    ("ddpm_loss", lambda m, s, x0, g, gamma=None: ddpm_loss_solution(m, s, x0, g, gamma).detach(), "no gradient"),
+    ("ddpm_sample", lambda m, s, x_T, g: ddpm_sample_solution(m, s, x_T, g).clamp(-1, 1), "without clipping"),
+]  # more of lesson 4's in tests/test_exercises_lesson4.py
 
 
 MISTAKES_CONDITIONAL = [
@@ -189,7 +212,10 @@ MISTAKES_CONDITIONAL = [
     ("pix2pix_g_loss", lambda d, f, t, lam: -torch.log(d).mean() + (f - t).abs().mean(), "weight"),
     ("pix2pix_g_loss", lambda d, f, t, lam: torch.log(1 - d).mean() + lam * (f - t).abs().mean(), "minimax"),
     ("guidance_cost", 50, "two noise predictions"),
-]
+    ("classifier_guidance", lambda e, g, a, s: e + s * (1 - a) ** 0.5 * g, "sign is flipped"),
+    ("paper_w", 2, "the two forms differ"),
+    ("guided_model", lambda unet, x, t, y, w: unet(x, t, y), "only the conditional prediction"),
+]  # more of lesson 5's in tests/test_exercises_lesson5.py
 
 
 MISTAKES_LATENT = [
@@ -198,7 +224,9 @@ MISTAKES_LATENT = [
     ("latent_scale", lambda z: z.std(), "spread itself"),
     ("latent_scale", lambda z: 1 / z.abs().max(), "largest value"),
     ("decode_when", "a", "only ever saw"),
-]
+    ("unscaled_snr", 5, "square"),
+    ("latent_decode", lambda autoencoder, z, scale: autoencoder.eval().decode(z), "still scaled"),
+]  # more of lesson 6's in tests/test_exercises_lesson6.py
 
 
 MISTAKES_GAN_ARCHITECTURES = [

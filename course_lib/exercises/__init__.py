@@ -9,7 +9,7 @@ One file per lesson registers that lesson's exercises; graders take the expected
 (`course_lib.vae.kl_to_standard_normal`, `course_lib.diffusion.q_sample`, ...), so a formula lives in one place.
 """
 
-from ._base import EXERCISES, Exercise, check, register, solution
+from ._base import EXERCISES, Exercise, check, passed, register, solution
 from . import (  # noqa: F401  (imported to register their exercises, in lesson order)
     lesson1_autoencoders,
     lesson2_vae,
@@ -20,4 +20,4 @@ from . import (  # noqa: F401  (imported to register their exercises, in lesson 
     lesson7_gan_architectures,
 )
 
-__all__ = ["EXERCISES", "Exercise", "check", "register", "solution"]
+__all__ = ["EXERCISES", "Exercise", "check", "passed", "register", "solution"]

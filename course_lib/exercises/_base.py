@@ -52,13 +52,33 @@ def _verdict(right: bool, message: str) -> Verdict:
 
 def check(name: str, answer: Any) -> Verdict:
     """Grade `answer` to exercise `name`: prints "Correct!" or "Not yet" with a hint, and returns a `Verdict`,
-    true when the answer is right.
+    true when the answer is right. The verdict is remembered for `passed`.
 
     >>> verdict = check("ae_params", 2.5)  # doctest: +ELLIPSIS
     Not yet: ...
     >>> bool(verdict)
     False
     """
+    verdict = _check(name, answer)
+    _LAST_CHECKED[name] = (verdict.right, answer)
+    return verdict
+
+
+_LAST_CHECKED: dict[str, tuple[bool, Any]] = {}  # exercise name -> (right?, the answer last checked)
+
+
+def passed(name: str, answer: Any = None) -> bool:
+    """True when the last `check` of exercise `name` said "Correct!" (and, if `answer` is given, it was this very
+    answer that was checked). A lesson uses it to run the student's own function once it is right:
+
+        step = my_step if exercises.passed("ae_train_step", my_step) else library_step
+    """
+    _get(name)  # a misspelt name is an error, not a silent False
+    right, checked = _LAST_CHECKED.get(name, (False, None))
+    return right and (answer is None or checked is answer)
+
+
+def _check(name: str, answer: Any) -> Verdict:
     exercise = _get(name)
     if answer is None or answer is ...:
         return _verdict(False, f"Not yet: the answer is empty. {exercise.question}")

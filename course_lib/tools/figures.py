@@ -197,6 +197,27 @@ def dcgan_samples():
     return fig
 
 
+def jsd_saturation():
+    from ..gans import move_generator_away
+
+    # lesson 3's 1-D example: p_data a mixture of N(-2, 0.6^2) and N(2, 0.6^2); G(z) = z + s moved away from it
+    x = torch.linspace(-8, 20, 14001, dtype=torch.float64)
+    p_data = 0.5 * sum(torch.exp(-0.5 * ((x - mu) / 0.6) ** 2) / (0.6 * math.sqrt(2 * math.pi)) for mu in (-2, 2))
+    shifts = torch.linspace(0, 12, 49, dtype=torch.float64)
+    with torch.enable_grad():  # the generator's gradient is taken by autograd
+        curves = move_generator_away(p_data, x, shifts)
+    slope_w1 = torch.gradient(curves["w1"], spacing=(shifts,))[0]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    left.plot(shifts, curves["jsd"], label="JSD(p_data || p_g)")
+    left.axhline(math.log(2), color="grey", linestyle=":", label="log 2")
+    left.set_xlabel("shift s of the generator"), left.legend(loc="lower right")
+    right.semilogy(shifts, curves["grad"].abs().clamp_min(1e-12), label=r"$|\partial V(D^*, G) / \partial s|$")
+    right.semilogy(shifts, slope_w1.abs(), label=r"$|\partial W_1 / \partial s|$")
+    right.set_ylim(1e-8, 3), right.set_xlabel("shift s of the generator"), right.legend(loc="lower left")
+    right.set_title("the generator's gradient")
+    return fig
+
+
 # ------------------------------------------------------------------ lesson 4
 
 
@@ -352,6 +373,7 @@ FIGURES = {
     "02_ae_vs_vae_latents": ae_vs_vae_latents, "02_vae_manifold": vae_manifold, "02_vae_samples": vae_samples,
     "02_vae_interpolation": vae_interpolation,
     "03_optimal_discriminator": optimal_discriminator, "03_toy_gan": toy_gan, "03_dcgan_samples": dcgan_samples,
+    "03_jsd_saturation": jsd_saturation,
     "04_noising_sequence": noising_sequence, "04_linear_schedule": linear_schedule,
     "04_reverse_process": reverse_process, "04_ddpm_samples": ddpm_samples,
     "05_cgan_grid": cgan_grid, "05_pix2pix": pix2pix, "05_cvae_style_grid": cvae_style_grid,
