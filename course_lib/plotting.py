@@ -30,18 +30,19 @@ def zoom() -> float:
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 1) -> np.ndarray:
-    """Tile a batch of (B, 1, H, W) images in [0, 1] into one grey (H', W') array, `nrow` images per row."""
+    """Tile a batch of (B, 1, H, W) images in [0, 1] into one grey (H', W') array, `nrow` images per row; colour
+    images (B, 3, H, W) give an (H', W', 3) array."""
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=0.5)
-    return grid[0].numpy()
+    return grid.permute(1, 2, 0).numpy() if images.shape[1] == 3 else grid[0].numpy()
 
 
 def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, scale: float = 0.8):
     """Show a batch of images as one grid; returns the matplotlib Axes."""
     grid = image_grid(images, nrow)
     if ax is None:
-        rows, cols = grid.shape
+        rows, cols = grid.shape[:2]
         _, ax = plt.subplots(figsize=(max(2.0, cols / 29 * scale), max(1.5, rows / 29 * scale)))
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")  # (colour images ignore the cmap)
     ax.set_axis_off()
     if title:
         ax.set_title(title)

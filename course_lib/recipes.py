@@ -41,6 +41,7 @@ from .latent_diffusion import LatentAutoencoder
 from .pix2pix import Pix2Pix
 from .pretrained import train_or_load
 from .progressive import ProgressiveDiscriminator, ProgressiveGenerator
+from .singan import SinGAN, terrain_image
 from .stylegan import StyleGenerator
 from .toy2d import CoverageLog, toy_loader
 from .training import fit
@@ -58,7 +59,7 @@ class LessonSettings:
     n_test: int  # held-out images
     epochs: int
     batch_size: int
-    toy_steps: int = 0  # lesson 3 only: training steps of each 2-D toy GAN
+    toy_steps: int = 0  # lesson 3: training steps of each 2-D toy GAN; lesson 7: of each progressive resolution
     channels: tuple[int, ...] = ()  # lessons 4-6: the U-Net's channels at its three resolutions
     ddim_steps: tuple[int, ...] = ()  # lesson 4: the sampling steps compared in the DDIM table
     n_sampled: int = 0  # lessons 4-6: digits sampled for each row of a comparison table
@@ -125,8 +126,8 @@ _SETTINGS = {
     "gan_architectures": {
         "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, toy_steps=12, n_sampled=200,
                                 per_model=(("stylegan", 2, 64), ("ebgan", 2, 64), ("msgan", 2, 64))),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=64, toy_steps=400, n_sampled=1000,
-                              per_model=(("stylegan", 30, 64), ("ebgan", 20, 64), ("msgan", 20, 64))),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=64, toy_steps=240, n_sampled=1000,
+                              per_model=(("stylegan", 30, 64), ("ebgan", 12, 64), ("msgan", 20, 64))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=2000, n_sampled=5000,
                               per_model=(("stylegan", 15, 128), ("ebgan", 10, 128), ("msgan", 10, 128))),
     },
@@ -235,6 +236,37 @@ class MSGANRecipe(GANRecipe):
 
 
 @dataclass(frozen=True)
+class SinGANRecipe(Recipe):
+    """SinGAN: a pyramid of small GANs for one image, trained scale by scale by `singan.train_singan`, with
+    `steps_per_scale` steps per scale in each profile; per step `d_steps` critic and `g_steps` generator updates (Adam,
+    `lr`, `betas`), the WGAN-GP weight `gp_weight`, the reconstruction weight `rec_weight` (alpha) and each scale's
+    noise strength sigma_n = `noise_scale` * RMSE of the coarser reconstruction.
+
+    >>> SINGAN.steps("smoke") < SINGAN.steps("cpu") < SINGAN.steps("gpu")
+    True
+    """
+
+    steps_per_scale: tuple[tuple[str, int], ...] = ()
+    betas: tuple[float, float] = (0.5, 0.999)
+    d_steps: int = 3
+    g_steps: int = 3
+    gp_weight: float = 0.1
+    rec_weight: float = 10.0
+    noise_scale: float = 0.1
+
+    def steps(self, profile: str) -> int:
+        """Training steps per scale in `profile`."""
+        if profile not in PROFILES:
+            raise ValueError(f"Unknown profile {profile!r}. Use one of {', '.join(PROFILES)}.")
+        return dict(self.steps_per_scale)[profile]
+
+    def train_args(self) -> dict:
+        """The keyword arguments of `train_singan` (besides the pyramid, the steps and the random generator)."""
+        return dict(lr=self.lr, betas=self.betas, d_steps=self.d_steps, g_steps=self.g_steps,
+                    gp_weight=self.gp_weight, rec_weight=self.rec_weight, noise_scale=self.noise_scale)
+
+
+@dataclass(frozen=True)
 class Pix2PixRecipe(Recipe):
     """pix2pix: loss = cGAN + `l1_weight` * L1 when `adversarial`, L1 alone otherwise."""
 
@@ -297,6 +329,12 @@ EBGAN = EBGANRecipe("gan_architectures/ebgan", lambda s: GAN(DCGANGenerator(z_di
                                                               EnergyDiscriminator(width=32)), lr=1e-3, margin=0.1)
 MSGAN = MSGANRecipe("gan_architectures/msgan", lambda s: CGAN.build(s), lr=2e-3, ms_weight=1.0)
 MSGAN_OFF = dataclasses.replace(MSGAN, name="gan_architectures/cgan", ms_weight=0.0)  # the same, without the term
+# SinGAN on one 55 x 64 shaded-relief map: 4 scales, 23 x 27 pixels at the coarsest. The authors' settings (Adam 5e-4,
+# betas (0.5, 0.999), 3 + 3 updates per step, gp 0.1, alpha 10, sigma = 0.1 RMSE), except the steps (they train 2,000 per
+# scale on 250-pixel images; 150 draw recognisable terrain here, 92 s on one CPU thread) and a critic without BatchNorm
+# (see `singan.PatchDiscriminator`)
+SINGAN = SinGANRecipe("gan_architectures/singan", lambda s: SinGAN(terrain_image(64), num_scales=4, scale_factor=0.75),
+                      lr=5e-4, steps_per_scale=(("smoke", 4), ("cpu", 150), ("gpu", 1000)))
 
 
 def every_recipe() -> dict[str, Recipe]:

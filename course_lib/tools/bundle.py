@@ -36,6 +36,8 @@ from ..latent_diffusion import encode_dataset
 from ..metrics import class_accuracy, frechet_distance
 from ..pix2pix import hide_lower_half
 from ..progressive import Grow
+from ..patches import sample_report as singan_sample_report
+from ..singan import sample as singan_sample
 from ..toy2d import CoverageLog, mode_coverage
 from ..training import Snapshots
 from ..vae import negative_elbo
@@ -117,6 +119,14 @@ def _denoising(parts: dict, conditional: bool = False, latents: bool = False) ->
     return {"test_denoising_loss": round(loss.item(), 4)}
 
 
+@torch.no_grad()
+def _singan(parts: dict) -> dict:
+    """New pictures made of the training picture's patches: the lesson's measures on 8 samples."""
+    singan = parts["singan"].eval()
+    report = singan_sample_report(singan_sample(singan, 8, generator=torch.Generator().manual_seed(1)), singan.image)
+    return {key.replace(" ", "_") + "_8": round(value, 4) for key, value in report.items()}
+
+
 # ------------------------------------------------------------------ the catalogue: how to build and measure each
 
 
@@ -161,6 +171,7 @@ def _catalogue() -> dict[str, Entry]:
     for recipe in (R.PROGRESSIVE, R.PROGRESSIVE_JUMP):
         entries[recipe.name] = Entry(lambda recipe=recipe: _progressive_parts(built(recipe)), _generator)
     entries[R.EBGAN.name] = Entry(lambda: {"gan": built(R.EBGAN)}, _generator)
+    entries[R.SINGAN.name] = Entry(lambda: {"singan": built(R.SINGAN)}, _singan)
     for recipe in (R.MSGAN, R.MSGAN_OFF):
         entries[recipe.name] = Entry(lambda recipe=recipe: {"gan": built(recipe)}, _conditional_generator)
     for recipe in (R.TOY_GAN, R.TOY_WGAN_GP):

@@ -17,6 +17,8 @@ from ..metrics import digit_classifier
 from ..plotting import show_images, show_rows
 from ..pretrained import BUILD_PROFILE
 from ..progressive import Grow
+from ..patches import blurred, detail, sample_report
+from ..singan import inject, resize, sample as singan_sample, super_resolve
 from ..stylegan import mix_styles, mixing_grid, path_length
 from .bundle import load
 
@@ -220,8 +222,49 @@ def msgan_grid():
     return fig
 
 
+# ------------------------------------------------------------------ 9. SinGAN
+
+
+@_slide_text
+@torch.no_grad()
+def singan_samples():
+    singan = load(recipes.SINGAN.name)["singan"]
+    picture = singan.image.cpu()
+    rows = {"the picture": picture}
+    for k in range(3):  # the notebook's seeds: 1 for the samples from noise, 3 for the rows that start higher up
+        rows["from noise" if k == 0 else f"from scale {k}"] = singan_sample(
+            singan, 6, start_scale=k, generator=torch.Generator().manual_seed(1 if k == 0 else 3))
+    ours = sample_report(singan_sample(singan, 8, generator=torch.Generator().manual_seed(1)), picture)
+    noise = sample_report(torch.rand(8, *picture.shape[1:], generator=torch.Generator().manual_seed(2)), picture)
+    fig = show_rows(rows, scale=1.6)
+    fig.suptitle(f"8 samples from noise: distance to the picture {ours['pixel distance to the image']:.2f}, "
+                 f"patch distance {ours['patch distance']:.3f} (noise {noise['patch distance']:.3f}),\n"
+                 f"detail {ours['detail']:.3f} (the picture {float(detail(picture)):.3f}, "
+                 f"blurred {float(detail(blurred(picture))):.3f})", fontsize=14)
+    fig.tight_layout()
+    return fig
+
+
+@_slide_text
+@torch.no_grad()
+def singan_editing():
+    singan = load(recipes.SINGAN.name)["singan"]
+    picture = singan.image.cpu()
+    sharp = super_resolve(singan, steps=2, generator=torch.Generator().manual_seed(4))
+    smooth = resize(picture, sharp.shape[-2:]).clamp(0, 1)
+    painting = resize(resize(picture, (5, 6)), picture.shape[-2:]).clamp(0, 1)
+    painted = inject(singan, painting, scale=1, n=2, generator=torch.Generator().manual_seed(5))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    show_images(smooth, nrow=1, ax=axes[0], title=f"bilinear x1.78\ndetail {float(detail(smooth)):.3f}")
+    show_images(sharp, nrow=1, ax=axes[1], title=f"SinGAN super-resolution\ndetail {float(detail(sharp)):.3f}")
+    show_images(torch.cat([painting, painted]), nrow=3, ax=axes[2], title="paint-to-image (at scale 1)\npainting, "
+                                                                             "then two pictures drawn from it")
+    return fig
+
+
 FIGURES = {
     "07_progressive_growth": progressive_growth, "07_fade_vs_jump": fade_vs_jump,
     "07_stylegan_samples": stylegan_samples, "07_style_mixing": style_mixing, "07_truncation": truncation,
     "07_z_vs_w": z_vs_w, "07_noise": noise, "07_ebgan": ebgan, "07_msgan_grid": msgan_grid,
+    "07_singan_samples": singan_samples, "07_singan_editing": singan_editing,
 }
