@@ -27,9 +27,10 @@ __version__ = "0.1.0"
 
 # While torch's CPU threads wait for each other they spin by default (OpenMP's active wait policy). When the cores are
 # also busy (a browser, a second kernel, a 2-core cloud VM) the spinning threads take turns with the working ones, and a
-# training step became 10-15 times slower; sleeping while waiting costs a little on an idle machine (README: "Busy
-# machines"). OpenMP reads the setting once, when torch is first imported, so it is set here, before any course module
-# imports torch; a value set in the environment is kept. `config.WAIT_POLICY` says what is in force.
+# training step became 10-15 times slower; sleeping while waiting costs some speed on an idle machine (measured in the
+# README, "On a busy machine"; OMP_WAIT_POLICY=ACTIVE brings the spinning back). OpenMP reads the setting once, when
+# torch is first imported, so it is set here, before any course module imports torch; a value set in the environment
+# is kept. `config.WAIT_POLICY` says what is in force.
 if "torch" not in sys.modules:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
