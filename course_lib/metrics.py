@@ -169,14 +169,28 @@ def precision_recall(generated: torch.Tensor, real: torch.Tensor, k: int = 3) ->
     if min(len(generated), len(real)) < k + 1:
         raise ValueError(f"Precision and recall with k={k} need at least {k + 1} images in each set, got "
                          f"{len(generated)} and {len(real)} (use hundreds for a stable number).")
-    fake_f, real_f = features(generated).double(), features(real).double()
+    real_f = features(real).double()
+    return _precision_recall(features(generated).double(), real_f, _radii(real_f, k), k)
 
-    def inside(points, support):
-        # radius of each support point = distance to its k-th nearest neighbour within the support (itself excluded)
-        radius = torch.cdist(support, support).kthvalue(k + 1, dim=1).values
-        return (torch.cdist(points, support) <= radius).any(dim=1).float().mean().item()
 
-    return inside(fake_f, real_f), inside(real_f, fake_f)
+def _radii(support: torch.Tensor, k: int) -> torch.Tensor:
+    """The radius of each support point: the distance to its k-th nearest neighbour within the support (itself
+    excluded)."""
+    return torch.cdist(support, support).kthvalue(k + 1, dim=1).values
+
+
+def _precision_recall(fake_f: torch.Tensor, real_f: torch.Tensor, real_radii: torch.Tensor, k: int):
+    def inside(points, support, radii):
+        return (torch.cdist(points, support) <= radii).any(dim=1).float().mean().item()
+
+    return inside(fake_f, real_f, real_radii), inside(real_f, fake_f, _radii(fake_f, k))
+
+
+@lru_cache(maxsize=1)
+def _training_support(n: int = 2000, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """The features of the first `n` bundled training digits and their k-NN radii, computed once (quality_report)."""
+    real_f = features(_training_digits()[:n]).double()
+    return real_f, _radii(real_f, k)
 
 
 @lru_cache(maxsize=1)
@@ -210,8 +224,13 @@ def fd_to_training_digits(generated: torch.Tensor, network: str = "first") -> fl
 def reference_points(n: int, network: str = "first") -> dict[str, float]:
     """FD of `n` held-out real digits (the floor) and of `n` uniform-noise images (the ceiling) against the
     bundled training digits, in the features of `network`, so a score can be read between them. (n is capped at
-    the 1,000 held-out digits.)"""
-    held_out = load_dataset("mnist", "test", source="bundled", n=min(n, 1000)).tensors[0]
+    the 1,000 held-out digits; computed once per n and network.)"""
+    return dict(_reference_points(min(n, 1000), network))
+
+
+@lru_cache(maxsize=32)
+def _reference_points(n: int, network: str) -> dict[str, float]:
+    held_out = load_dataset("mnist", "test", source="bundled", n=n).tensors[0]
     noise = torch.rand(len(held_out), 1, 28, 28, generator=torch.Generator().manual_seed(0))
     return {"fd_real": fd_to_training_digits(held_out, network), "fd_noise": fd_to_training_digits(noise, network)}
 
@@ -226,7 +245,10 @@ def quality_report(generated: torch.Tensor, labels: torch.Tensor | None = None, 
     report = {"fd": fd_to_training_digits(generated), **reference_points(len(generated))}
     report["fd2"] = fd_to_training_digits(generated, network="second")
     report.update({f"fd2_{key[3:]}": value for key, value in reference_points(len(generated), "second").items()})
-    report["precision"], report["recall"] = precision_recall(generated[:2000], _training_digits()[:2000])
+    fake = generated[:2000]
+    if len(fake) < 4:  # the same clear error as precision_recall's
+        precision_recall(fake, _training_digits()[:2000])
+    report["precision"], report["recall"] = _precision_recall(features(fake).double(), *_training_support(), k=3)
     if labels is not None:
         report["class_accuracy"] = class_accuracy(generated, labels)
     line = (f"{name}: Frechet distance {report['fd']:.2f}  (real digits {report['fd_real']:.2f}, "
