@@ -129,6 +129,16 @@ def test_empty_answer(name, capsys):
     assert "empty" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", sorted(name for name, e in EXERCISES.items() if callable(e.solution)))
+def test_the_notebooks_placeholder_function_is_not_yet(name, capsys):
+    def placeholder(*args):
+        # YOUR CODE HERE
+        return None
+
+    assert not check(name, placeholder).right
+    assert capsys.readouterr().out.startswith("Not yet")
+
+
 def test_an_answer_that_raises_is_a_hint_not_a_crash(capsys):
     assert check("ae_loss", lambda x, x_hat: 1 / 0).right is False
     assert "ZeroDivisionError" in capsys.readouterr().out
