@@ -35,12 +35,15 @@ from torch import nn
 from .autoencoders import ConvAutoencoder, MLPAutoencoder
 from .conditional import ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator, ConditionalVAE
 from .config import PROFILES, one_thread
+from .diffusion_theory import TimeMLP
+from .flow import FlowNet
 from .gan_variants import EnergyDiscriminator
 from .gans import GAN, DCGANDiscriminator, DCGANGenerator, GANStep, MLPDiscriminator, MLPGenerator
 from .latent_diffusion import LatentAutoencoder
 from .pix2pix import Pix2Pix
 from .pretrained import train_or_load
 from .progressive import ProgressiveDiscriminator, ProgressiveGenerator
+from .scores import LevelMLP, noise_levels
 from .singan import SinGAN, terrain_image
 from .stylegan import StyleGenerator
 from .toy2d import CoverageLog, toy_loader
@@ -61,7 +64,7 @@ class LessonSettings:
     batch_size: int
     toy_steps: int = 0  # lesson 3: training steps of each 2-D toy GAN; lesson 7: of each progressive resolution
     channels: tuple[int, ...] = ()  # lessons 4-6: the U-Net's channels at its three resolutions
-    ddim_steps: tuple[int, ...] = ()  # lesson 4: the sampling steps compared in the DDIM table
+    ddim_steps: tuple[int, ...] = ()  # lessons 4 and 9: the sampling steps compared in a table
     n_sampled: int = 0  # lessons 4-6: digits sampled for each row of a comparison table
     per_model: tuple[tuple[str, int, int], ...] = ()  # lessons with several models: (name, epochs, batch size)
 
@@ -130,6 +133,21 @@ _SETTINGS = {
                               per_model=(("stylegan", 30, 64), ("ebgan", 12, 64), ("msgan", 20, 64))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=2000, n_sampled=5000,
                               per_model=(("stylegan", 15, 128), ("ebgan", 10, 128), ("msgan", 10, 128))),
+    },
+    # lesson 9: `toy_steps` steps for each 2-D toy network; `ddim_steps` the solver steps its table compares; the flow
+    # (`channels`: lesson 4's U-Net) trains `epochs`, then reflow, its one-step distillation and the guided flow start
+    # from it for their own epochs; `n_sampled` digits score each row of a table
+    "score_and_flow": {
+        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=32, toy_steps=800, channels=(8, 16, 16),
+                                ddim_steps=(1, 2), n_sampled=60,
+                                per_model=(("flow", 2, 32), ("reflow", 1, 32), ("distill", 1, 32), ("cfg_flow", 1, 32))),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=32, toy_steps=3000, channels=(16, 32, 64),
+                              ddim_steps=(1, 2, 4, 8, 16, 32), n_sampled=300,
+                              per_model=(("flow", 30, 32), ("reflow", 8, 32), ("distill", 4, 32), ("cfg_flow", 8, 32))),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, toy_steps=6000,
+                              channels=(32, 64, 128), ddim_steps=(1, 2, 4, 8, 16, 32), n_sampled=1000,
+                              per_model=(("flow", 20, 128), ("reflow", 4, 128), ("distill", 2, 128),
+                                         ("cfg_flow", 5, 128))),
     },
     # lesson 6: the autoencoder and the latent U-Net (`channels`); the pixel model it is compared with uses lesson 5's
     "latent_diffusion": {
@@ -218,6 +236,32 @@ class DiffusionRecipe(Recipe):
     ema_decay: float = 0.995
     min_snr_gamma: float | None = 5.0
     p_uncond: float = 0.1
+
+
+@dataclass(frozen=True)
+class FlowRecipe(Recipe):
+    """A velocity network trained by flow matching: weights averaged with EMA `ema_decay`; for a guided model, the
+    label dropped with probability `p_uncond`; reflow's (noise, image) pairs made by `pair_solver` (method, steps)."""
+
+    ema_decay: float = 0.995
+    p_uncond: float = 0.1
+    pair_solver: tuple[str, int] = ("heun", 4)
+
+
+@dataclass(frozen=True)
+class ScoreRecipe(Recipe):
+    """A noise-conditional score network on 2-D points: `n_levels` noise levels falling geometrically from
+    `sigma_max` to `sigma_min`, sampled by annealed Langevin with `langevin_steps` steps per level and step size
+    `langevin_eps` at the smallest level."""
+
+    sigma_max: float = 3.0
+    sigma_min: float = 0.05
+    n_levels: int = 10
+    langevin_steps: int = 100
+    langevin_eps: float = 5e-4
+
+    def sigmas(self) -> torch.Tensor:
+        return noise_levels(self.sigma_max, self.sigma_min, self.n_levels)
 
 
 @dataclass(frozen=True)
@@ -335,6 +379,18 @@ MSGAN_OFF = dataclasses.replace(MSGAN, name="gan_architectures/cgan", ms_weight=
 # (see `singan.PatchDiscriminator`)
 SINGAN = SinGANRecipe("gan_architectures/singan", lambda s: SinGAN(terrain_image(64), num_scales=4, scale_factor=0.75),
                       lr=5e-4, steps_per_scale=(("smoke", 4), ("cpu", 150), ("gpu", 1000)))
+
+# Lesson 9: scores and flows. The digit flow is lesson 4's U-Net and training (Adam 1e-3, EMA 0.995, bfloat16 where the
+# CPU has it, the same epochs and batch size), with the flow-matching loss instead of the noise-prediction loss, so
+# that it is compared with lesson 4's DDPM at the same training time. Reflow and the distilled model start from the
+# flow's averaged weights; the guided flow too, with a label embedding that starts at zero (so it starts as the flow).
+TOY_SCORE = ScoreRecipe("score_and_flow/toy_score", lambda s: LevelMLP(TOY_SCORE.n_levels), lr=3e-3)
+TOY_FLOW = FlowRecipe("score_and_flow/toy_flow", lambda s: FlowNet(TimeMLP()), lr=3e-3)
+TOY_REFLOW = FlowRecipe("score_and_flow/toy_reflow", lambda s: FlowNet(TimeMLP()), lr=1e-3)
+FLOW = FlowRecipe("score_and_flow/flow", lambda s: FlowNet(UNet(channels=s.channels)), lr=1e-3)
+REFLOW = FlowRecipe("score_and_flow/reflow", lambda s: FlowNet(UNet(channels=s.channels)), lr=2e-4)
+DISTILL = FlowRecipe("score_and_flow/distill", lambda s: FlowNet(UNet(channels=s.channels)), lr=2e-4)
+CFG_FLOW = FlowRecipe("score_and_flow/cfg_flow", lambda s: FlowNet(UNet(channels=s.channels, num_classes=10)), lr=1e-3)
 
 
 def every_recipe() -> dict[str, Recipe]:

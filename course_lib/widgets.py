@@ -2,7 +2,8 @@
 
 The latent explorer: one slider per latent dimension of any decoder (or per each of the first few, for a GAN's
 100-number z); moving a slider decodes the code at once and shows the image, sent to the browser as PNG bytes in an
-`ipywidgets.Image`. The frame scrubber: a slider and play button over frames computed beforehand.
+`ipywidgets.Image`. The frame scrubber: a slider and play button over frames computed beforehand; the point
+scrubber: the same over clouds of points in the plane (Langevin dynamics, a flow's particles).
 
     >>> from course_lib.autoencoders import MLPAutoencoder
     >>> explorer = LatentExplorer(MLPAutoencoder(latent_dim=2).decode, latent_dim=2)
@@ -209,7 +210,7 @@ class FrameScrubber:
             raise ValueError(f"start must be a frame index between {-n} and {n - 1} (there are {n} frames), "
                              f"got {start}.")
         start = start % n
-        self.pngs = [to_png(torch.from_numpy(image_grid(frame, nrow)), round(scale * zoom())) for frame in frames]
+        self.pngs = self._render(frames, nrow, scale)
         self.values = list(range(n)) if values is None else list(values)
         self.captions = captions or [f"{description} {_readout(v)}" for v in self.values]
         # the slider's value is the frame's index, its readout the frame's own quantity (t = 525, not frame 21)
@@ -223,6 +224,9 @@ class FrameScrubber:
         self.slider.observe(self._show, names="index")
         self.widget = widgets.VBox([widgets.HBox([self.play, self.slider, self.caption]), self.image])
 
+    def _render(self, frames, nrow: int, scale: int) -> list[bytes]:
+        return [to_png(torch.from_numpy(image_grid(frame, nrow)), round(scale * zoom())) for frame in frames]
+
     def _show(self, change) -> None:
         self.image.value, self.caption.value = self.pngs[change["new"]], self.captions[change["new"]]
 
@@ -230,6 +234,58 @@ class FrameScrubber:
         from IPython.display import display
 
         display(self.widget)
+
+
+class PointScrubber(FrameScrubber):
+    """A `FrameScrubber` over clouds of points in the plane: frame i is the points `frames[i]` (n, 2), drawn as a
+    scatter plot within [-limit, limit]^2, with the path every point took so far drawn faintly for its first
+    `trails` points. `background` (optional) draws on each frame's axes first, `background(ax, i)`: a target
+    density, a vector field. Rendered to PNG once; the slider and play button only swap them.
+
+    >>> frames = [torch.zeros(5, 2), torch.ones(5, 2)]
+    >>> scrubber = PointScrubber(frames, values=[1.0, 0.0], description="t", start=0)
+    >>> scrubber.slider.label, len(scrubber.pngs)
+    ('1', 2)
+    """
+
+    def __init__(self, frames: list[torch.Tensor], captions: list[str] | None = None, limit: float = 3.0,
+                 trails: int = 0, background: Callable | None = None, interval_ms: int = 200,
+                 description: str = "frame", values: list | None = None, start: int = -1, size_px: int = 360):
+        if not frames:
+            raise ValueError("PointScrubber needs at least one frame; pass a list of point clouds shaped (n, 2).")
+        for i, frame in enumerate(frames):
+            if not isinstance(frame, torch.Tensor):
+                raise TypeError(f"Frame {i} is a {type(frame).__name__}; pass torch tensors (torch.as_tensor(frame)).")
+            if frame.dim() != 2 or frame.shape[1] != 2:
+                raise ValueError(f"Each frame holds points in the plane, shaped (n, 2); frame {i} is "
+                                 f"{tuple(frame.shape)}.")
+        self.limit, self.trails, self.background, self.size_px = limit, trails, background, size_px
+        super().__init__(frames, captions, interval_ms=interval_ms, description=description, values=values,
+                         start=start)
+
+    def _render(self, frames, nrow: int, scale: int) -> list[bytes]:
+        import io
+
+        from matplotlib.figure import Figure
+
+        points = [frame.detach().float().cpu() for frame in frames]
+        inches = self.size_px * zoom() / 100
+        pngs = []
+        for i, frame in enumerate(points):
+            fig = Figure(figsize=(inches, inches), dpi=100)
+            ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
+            if self.background is not None:
+                self.background(ax, i)
+            if self.trails and i > 0:
+                path = torch.stack([p[:self.trails] for p in points[:i + 1]])  # (frames so far, trails, 2)
+                ax.plot(path[:, :, 0].numpy(), path[:, :, 1].numpy(), color="C1", alpha=0.35, linewidth=0.8)
+            ax.scatter(frame[:, 0].numpy(), frame[:, 1].numpy(), s=3, alpha=0.5, color="C0")
+            ax.set_xlim(-self.limit, self.limit), ax.set_ylim(-self.limit, self.limit)
+            ax.set_xticks([]), ax.set_yticks([]), ax.set_aspect("equal")
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+            pngs.append(buffer.getvalue())
+        return pngs
 
 
 def _readout(value) -> str:

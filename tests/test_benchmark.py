@@ -101,7 +101,8 @@ def test_unknown_model_name_lists_the_valid_ones(tmp_path):
 def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke_run, tmp_path):
     text = results_table.table(json.loads((smoke_run / "results.json").read_text()))
     lines = text.splitlines()
-    assert lines[11].startswith("| stylegan | smoke |") and lines[12] == ""  # then the two FD curves, compared
+    assert lines[11].startswith("| stylegan | smoke |") and lines[12].startswith("| flow | smoke |")
+    assert lines[13].startswith("| flow_fast | smoke |") and lines[14] == ""  # then the two FD curves, compared
     assert lines[-1].startswith("At equal training time (") and "dcgan" in lines[-1] and "stylegan" in lines[-1]
     assert lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
     assert "second network's FD" in lines[0] and lines[0].count("|") == lines[2].count("|")

@@ -18,6 +18,10 @@ from course_lib.exercises.lesson4_diffusion import (ddpm_loss_solution, ddpm_sam
 from course_lib.exercises.lesson5_conditional import (classifier_guidance_solution, guidance_solution,
                                                       guided_model_solution, one_hot_solution, pix2pix_g_loss_solution)
 from course_lib.exercises.lesson6_latent_diffusion import latent_decode_solution, latent_scale_solution
+from course_lib.flow import sample_flow
+from course_lib.recipes import REFLOW
+from course_lib.exercises.lesson9_score_and_flow import (euler_sample_solution, flow_loss_solution, heun_step_solution,
+                                                         langevin_step_solution, score_solution)
 
 NAMES = (  # the exercises the notebooks call, in lesson order
     "ae_loss", "mask_pixels", "ae_params", "linear_ae", "ae_train_step", "kl", "reparameterize", "vae_step", "log_px",
@@ -25,7 +29,7 @@ NAMES = (  # the exercises the notebooks call, in lesson order
     "optimal_d", "v_at_optimum", "jsd_disjoint", "gan_step", "q_sample", "signal_left", "ddpm_loss", "reverse_step", "ddpm_sample", "one_hot",
     "pix2pix_g_loss", "classifier_guidance", "guidance", "paper_w", "guided_model", "guidance_cost", "latent_factor", "latent_scale", "unscaled_snr",
     "latent_decode", "decode_when", "adain", "fade_in", "mode_seeking", "psi_zero",
-    "identity_level",
+    "identity_level", "score_from_eps", "langevin_step", "flow_loss", "euler_sampler", "heun_step", "one_step_nfe",
 )
 
 RIGHT_ANSWERS = {
@@ -67,6 +71,13 @@ RIGHT_ANSWERS = {
     "mode_seeking": mode_seeking_solution,
     "psi_zero": "b",
     "identity_level": "a",
+    "score_from_eps": score_solution,
+    "langevin_step": langevin_step_solution,
+    "flow_loss": flow_loss_solution,
+    "euler_sampler": euler_sample_solution,
+    "heun_step": heun_step_solution,
+    "one_step_nfe": sample_flow(lambda x, t: 0 * x, noise=torch.zeros(1, 2), steps=REFLOW.pair_solver[1],
+                                method=REFLOW.pair_solver[0], image_range=False)[1].nfe,  # the calls that made the pairs
 }
 
 
@@ -252,8 +263,18 @@ MISTAKES_GAN_ARCHITECTURES = [
     ("identity_level", "b", "coarser styles"),
 ]
 
+MISTAKES_SCORE_AND_FLOW = [
+    ("score_from_eps", lambda eps, abar: eps / (1 - abar) ** 0.5, "minus sign"),
+    ("langevin_step", lambda score, x, delta, z: x + delta * score(x) + delta ** 0.5 * z, "delta / 2"),
+    ("flow_loss", lambda v_model, x0, gen: flow_loss_solution(v_model, x0, gen).item(), "no gradient"),
+    ("euler_sampler", lambda v_model, x1, steps: x1 - v_model(x1, torch.ones(len(x1))), "once per step"),
+    ("heun_step", lambda v_model, x, t, t_next: x + (t_next - t) * v_model(x, torch.full((len(x),), t)),
+     "plain Euler step"),
+    ("one_step_nfe", REFLOW.pair_solver[1], "counts the steps"),
+]  # more of lesson 9's in tests/test_exercises_lesson9.py
+
 MISTAKES = (MISTAKES_1_2 + MISTAKES_GAN_THEORY + MISTAKES_DIFFUSION + MISTAKES_CONDITIONAL + MISTAKES_LATENT
-            + MISTAKES_GAN_ARCHITECTURES)
+            + MISTAKES_GAN_ARCHITECTURES + MISTAKES_SCORE_AND_FLOW)
 
 
 @pytest.mark.parametrize("name, answer, hint", MISTAKES)

@@ -15,7 +15,7 @@ LAYERS = [
     ("training", {"training", "checkpoints", "fastpath", "pretrained"}),
     ("models", {"autoencoders", "vae", "gans", "toy2d", "diffusion", "unet", "conditional", "pix2pix",
                 "latent_diffusion", "classifiers", "stylegan", "progressive", "gan_variants", "singan",
-                "diffusion_theory"}),
+                "diffusion_theory", "flow", "scores"}),
     ("measures", {"metrics", "patches"}),
     ("recipes", {"recipes"}),
     ("ui", {"plotting", "liveplot", "widgets", "gan_dashboard"}),

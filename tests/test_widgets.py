@@ -181,3 +181,41 @@ def test_an_empty_image_set_is_refused_with_an_example(decoder):
 def test_latent_sliders_are_wide_enough_to_drag_in_small_steps(decoder):
     explorer = LatentExplorer(decoder.decode, latent_dim=2)
     assert int(explorer.sliders[0].layout.width[:-2]) >= 500  # a track of ~350 px: 10 px is under 3% of the range
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_point_scrubber_draws_each_cloud_once_and_the_slider_swaps_them():
+    from course_lib.plotting import zoom
+    from course_lib.widgets import PointScrubber
+
+    frames = [torch.zeros(20, 2), torch.randn(20, 2, generator=torch.Generator().manual_seed(0)),
+              torch.full((20, 2), 2.0)]
+    drawn = []
+    scrubber = PointScrubber(frames, values=[1.0, 0.5, 0.0], description="t", start=0, trails=5, size_px=120,
+                             background=lambda ax, i: drawn.append(i))
+    pngs = scrubber.pngs
+    assert drawn == [0, 1, 2]  # the background once per frame, when the PNGs are made
+    assert len(pngs) == 3 and len(set(pngs)) == 3 and all(p.startswith(b"\x89PNG") for p in pngs)
+    assert _png_size(pngs[0]) == (round(120 * zoom()),) * 2
+    assert bytes(scrubber.image.value) == pngs[0] and scrubber.caption.value == "t 1"
+    scrubber.slider.value = 2
+    assert bytes(scrubber.image.value) == pngs[2] and scrubber.caption.value == "t 0" and scrubber.slider.label == "0"
+    scrubber.play.value = 1
+    assert bytes(scrubber.image.value) == pngs[1] and scrubber.caption.value == "t 0.5"
+    assert drawn == [0, 1, 2]  # moving the slider draws nothing
+    plain = PointScrubber(frames, captions=["a", "b", "c"], size_px=120)  # no trails: only later frames change
+    assert plain.pngs[0] == pngs[0] and plain.pngs[2] != pngs[2]
+    assert plain.caption.value == "c" and bytes(plain.image.value) == plain.pngs[2]
+
+
+def test_point_scrubber_refuses_frames_that_are_not_points_in_the_plane():
+    from course_lib.widgets import PointScrubber
+
+    with pytest.raises(ValueError, match=r"shaped \(n, 2\); frame 0 is \(5, 3\)"):
+        PointScrubber([torch.zeros(5, 3)])
+    with pytest.raises(ValueError, match=r"frame 1 is \(4, 1, 28, 28\)"):
+        PointScrubber([torch.zeros(5, 2), torch.zeros(4, 1, 28, 28)])

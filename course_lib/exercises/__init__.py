@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (imported to register their exercises, in lesson 
     lesson5_conditional,
     lesson6_latent_diffusion,
     lesson7_gan_architectures,
+    lesson9_score_and_flow,
 )
 
 __all__ = ["EXERCISES", "Exercise", "check", "passed", "register", "solution"]

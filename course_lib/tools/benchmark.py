@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -42,34 +41,9 @@ from ..pix2pix import Pix2PixStep, hide_lower_half, sharpness
 from ..recipes import lesson_settings
 from ..training import EMA, Callback, CosineSchedule, fit
 from ..vae import negative_elbo
-from .setups import dcgan_setup, ddpm_setup, vae_setup
+from .benchmark_flow import train_flow, train_flow_fast
+from .setups import Trained, Unfinished, dcgan_setup, ddpm_setup, finished, vae_setup
 from .train_classifier import UPPER_HALF_EPOCHS, upper_half_accuracy
-
-
-@dataclass
-class Trained:
-    """A trained generator: `sample(n, generator)` returns (images, labels or None)."""
-
-    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor | None]]
-    n_params: int
-    train_seconds: float
-    extra: dict = field(default_factory=dict)  # model-specific numbers, e.g. a VAE's test negative ELBO
-
-
-class Unfinished(Exception):
-    """A training that stopped before its last epoch (NaN, a guard): not a result."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def finished(history, what: str = "training"):
-    """`history` when its training ran to the end; raises `Unfinished` when it stopped early (its model is no
-    result to score)."""
-    if history.stopped is not None:
-        raise Unfinished(f"{what} stopped early: {history.stopped}")
-    return history
 
 
 class FDCurve(Callback):
@@ -351,7 +325,7 @@ def train_ldm(profile: str, device: torch.device, n_scored: int | None = None) -
 
 BUILT = {"ae": train_ae, "vae": train_vae, "dcgan": train_dcgan, "ddpm": train_ddpm, "cgan": train_cgan,
          "cvae": train_cvae, "pix2pix": train_pix2pix, "cfg": train_cfg, "ldm": train_ldm,
-         "stylegan": train_stylegan}
+         "stylegan": train_stylegan, "flow": train_flow, "flow_fast": train_flow_fast}
 NAMES = list(BUILT)
 
 

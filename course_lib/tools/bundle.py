@@ -29,13 +29,16 @@ import torch
 
 from .. import pretrained, recipes
 from ..autoencoders import ae_loss
-from ..conditional import class_grid_labels, cvae_loss
+from ..conditional import GuidedModel, class_grid_labels, cvae_loss
 from ..data import load_dataset
 from ..diffusion import DiffusionSchedule, diffusion_loss
+from ..diffusion_theory import GaussianMixture2D
+from ..flow import sample_flow
 from ..latent_diffusion import encode_dataset
 from ..metrics import class_accuracy, frechet_distance
 from ..pix2pix import hide_lower_half
 from ..progressive import Grow
+from ..scores import annealed_langevin, learned_score, mode_shares, weighted_pair
 from ..patches import sample_report as singan_sample_report
 from ..singan import sample as singan_sample
 from ..toy2d import CoverageLog, mode_coverage
@@ -45,7 +48,8 @@ from ..vae import negative_elbo
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {"autoencoders": "01_autoencoders", "vae": "02_variational_autoencoders", "gan": "03_gans",
              "diffusion": "04_diffusion", "conditional": "05_conditional_models",
-             "latent_diffusion": "06_latent_diffusion", "gan_architectures": "07_gan_architectures"}
+             "latent_diffusion": "06_latent_diffusion", "gan_architectures": "07_gan_architectures",
+             "score_and_flow": "09_score_and_flow"}
 OUT = Path("runs") / "pretrained"  # the executed notebooks (and, by default, the float32 copies) go here
 
 # ------------------------------------------------------------------ how each bundled model is measured
@@ -127,6 +131,44 @@ def _singan(parts: dict) -> dict:
     return {key.replace(" ", "_") + "_8": round(value, 4) for key, value in report.items()}
 
 
+@torch.no_grad()
+def _toy_score(parts: dict) -> dict:
+    """Annealed Langevin with the learned scores: the share of points at the weight-0.2 Gaussian."""
+    R, toy = recipes.TOY_SCORE, weighted_pair()
+    generator = torch.Generator().manual_seed(0)
+    start = 6 * torch.rand(2000, 2, generator=generator) - 3
+    x, _ = annealed_langevin(learned_score(parts["model"].eval(), R.sigmas()), R.sigmas(), start, R.langevin_steps,
+                             R.langevin_eps, generator)
+    return {"annealed_langevin_share_of_weight_0.2": round(mode_shares(x, toy)[0].item(), 3)}
+
+
+@torch.no_grad()
+def _toy_flow(parts: dict) -> dict:
+    """The share of 2,000 points within 3 std of a ring mode after 50 Euler steps, and after one."""
+    ring, noise = GaussianMixture2D.ring(), torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    near = {}
+    for steps in (50, 1):
+        x, _ = sample_flow(parts["model"].eval(), noise=noise, steps=steps, image_range=False)
+        near[f"near_a_mode_{steps}_steps"] = round(
+            (torch.cdist(x, ring.centres).min(dim=1).values < 3 * ring.std).float().mean().item(), 3)
+    return near
+
+
+@torch.no_grad()
+def _flow(parts: dict, steps: int, method: str, conditional: bool = False) -> dict:
+    """Frechet distance of 500 samples (`steps` steps of `method`) to test digits; guided with w = 3 when
+    conditional, and then the class accuracy too."""
+    x, _ = _test_digits()
+    model = parts["ema"].eval()
+    labels = class_grid_labels(50)
+    v_model = GuidedModel(model, labels, 3.0) if conditional else model
+    samples, _ = sample_flow(v_model, n=500, steps=steps, method=method, generator=torch.Generator().manual_seed(0))
+    metrics = {f"frechet_distance_500_{method}{steps}": round(frechet_distance(samples, x), 1)}
+    if conditional:
+        metrics["class_accuracy_500_w3"] = round(class_accuracy(samples, labels), 3)
+    return metrics
+
+
 # ------------------------------------------------------------------ the catalogue: how to build and measure each
 
 
@@ -174,6 +216,15 @@ def _catalogue() -> dict[str, Entry]:
     entries[R.SINGAN.name] = Entry(lambda: {"singan": built(R.SINGAN)}, _singan)
     for recipe in (R.MSGAN, R.MSGAN_OFF):
         entries[recipe.name] = Entry(lambda recipe=recipe: {"gan": built(recipe)}, _conditional_generator)
+    # lesson 9: the toy networks in float32, the digit flows' averaged weights
+    entries[R.TOY_SCORE.name] = Entry(lambda: {"model": built(R.TOY_SCORE)}, _toy_score)
+    for recipe in (R.TOY_FLOW, R.TOY_REFLOW):
+        entries[recipe.name] = Entry(lambda recipe=recipe: {"model": built(recipe)}, _toy_flow)
+    for recipe, steps, method in ((R.FLOW, 8, "heun"), (R.REFLOW, 2, "euler"), (R.DISTILL, 1, "euler")):
+        entries[recipe.name] = Entry(lambda recipe=recipe: {"ema": built(recipe)},
+                                     functools.partial(_flow, steps=steps, method=method))
+    entries[R.CFG_FLOW.name] = Entry(lambda: {"ema": built(R.CFG_FLOW)},
+                                     functools.partial(_flow, steps=8, method="heun", conditional=True))
     for recipe in (R.TOY_GAN, R.TOY_WGAN_GP):
         for seed in R.TOY_SEEDS:  # `train_toy_gan` bundles one run per seed
             entries[f"{recipe.name}_seed{seed}"] = Entry(

@@ -10,6 +10,7 @@ import torch
 from .. import recipes
 from ..diffusion import DiffusionSchedule, ddim_sample, diffusion_loss
 from ..fastpath import fast_autocast
+from ..flow import flow_matching_loss, sample_flow
 from ..gans import GANGuard, GANStep
 from ..training import EMA
 from ..vae import vae_step
@@ -29,6 +30,33 @@ class Setup:
     sample: Callable[..., torch.Tensor]
     callbacks: list = field(default_factory=list)
     cosine_lr: bool = False
+    ema: EMA | None = None  # the averaged weights, for models that sample with them
+
+
+@dataclass
+class Trained:
+    """A trained generator: `sample(n, generator)` returns (images, labels or None)."""
+
+    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor | None]]
+    n_params: int
+    train_seconds: float
+    extra: dict = field(default_factory=dict)  # model-specific numbers, e.g. a VAE's test negative ELBO
+
+
+class Unfinished(Exception):
+    """A training that stopped before its last epoch (NaN, a guard): not a result."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def finished(history, what: str = "training"):
+    """`history` when its training ran to the end; raises `Unfinished` when it stopped early (its model is no
+    result to score)."""
+    if history.stopped is not None:
+        raise Unfinished(f"{what} stopped early: {history.stopped}")
+    return history
 
 
 def vae_setup(profile: str, device: torch.device, R: recipes.VAERecipe = recipes.VAE16) -> Setup:
@@ -69,3 +97,25 @@ def ddpm_setup(profile: str, device: torch.device, R: recipes.DiffusionRecipe = 
             return sampler(eps_model, schedule, n=n, generator=generator, device=device, **options)[0].cpu()
 
     return Setup(model, step, optimizer, sample, callbacks=[ema])
+
+
+def flow_setup(profile: str, device: torch.device, R: recipes.FlowRecipe = recipes.FLOW) -> Setup:
+    """Lesson 9's flow-matching U-Net (`recipes.FLOW`, or reflow / distillation made from it): lesson 4's network and
+    training with the flow-matching loss, bfloat16 autocast where the CPU supports it, EMA weights.
+    `sample(n, generator, steps=..., method=...)` integrates the averaged weights' flow from noise."""
+    model = R.build(R.settings(profile)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
+    ema, noise = EMA(model, decay=R.ema_decay), torch.Generator().manual_seed(0)
+
+    def step(model, batch):
+        with fast_autocast(device):
+            return flow_matching_loss(lambda x, t: model(x, t).float(), batch[0], noise)
+
+    def v_model(x, t):
+        with fast_autocast(device):
+            return ema.model(x, t).float()
+
+    def sample(n, generator, steps=10, method="euler"):
+        return sample_flow(v_model, n=n, steps=steps, method=method, generator=generator, device=device)[0].cpu()
+
+    return Setup(model, step, optimizer, sample, callbacks=[ema], ema=ema)
