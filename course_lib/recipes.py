@@ -143,7 +143,7 @@ _SETTINGS = {
                                 per_model=(("flow", 2, 32), ("reflow", 1, 32), ("distill", 1, 32), ("cfg_flow", 1, 32))),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=32, toy_steps=3000, channels=(16, 32, 64),
                               ddim_steps=(1, 2, 4, 8, 16, 32), n_sampled=300,
-                              per_model=(("flow", 30, 32), ("reflow", 8, 32), ("distill", 4, 32), ("cfg_flow", 8, 32))),
+                              per_model=(("flow", 30, 32), ("reflow", 8, 32), ("distill", 4, 32), ("cfg_flow", 12, 32))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, toy_steps=6000,
                               channels=(32, 64, 128), ddim_steps=(1, 2, 4, 8, 16, 32), n_sampled=1000,
                               per_model=(("flow", 20, 128), ("reflow", 4, 128), ("distill", 2, 128),

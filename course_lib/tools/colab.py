@@ -85,8 +85,8 @@ def with_colab_cells(source: str, repo: str, notebook: str) -> str:
 def readme_block(repo: str) -> str:
     sources = notebook_sources()
     badges = " ".join(f"[![{p.stem[:2]}: Open In Colab]({BADGE})]({colab_url(repo, p.stem)})" for p in sources)
-    first, last = int(sources[0].stem[:2]), int(sources[-1].stem[:2])
-    return f"{README_START}\nOpen a lesson on Colab, lessons {first} to {last}: {badges}\n{README_END}"
+    numbers = ", ".join(str(int(p.stem[:2])) for p in sources)
+    return f"{README_START}\nOpen a lesson on Colab, lessons {numbers}: {badges}\n{README_END}"
 
 
 def with_readme_block(readme: str, repo: str) -> str:

@@ -421,3 +421,27 @@ def test_lesson_1_stop_during_run_all_stops_the_lesson(browser, cpu_lab, shots):
     assert "Run All stops here" in cells[training]["text"] and "history=last_history()" in cells[training]["text"]
     ran_after = [i for i, c in enumerate(cells) if i > training and c["count"] is not None]
     assert not ran_after, f"cells {ran_after} ran after the stop: Run All went on"
+
+
+def test_lesson_9_langevin_sde_flow_and_guidance_scrubbers_respond(browser, lab, shots):
+    page = run_all(browser, lab, "09_score_and_flow.ipynb", timeout_s=300)
+    scrubbers = page.locator(".widget-vbox:has(.widget-play)")
+    assert scrubbers.count() == 5  # Langevin, annealed Langevin, SDE vs ODE, the toy flow, the guidance slider
+    # (name, caption pattern, quantity, where it opens, which way a drag to the right moves it)
+    cases = [("langevin", r"step (\d+)", "step", 0, +1), ("annealed", r"level (\d+) done", "level", None, +1),
+             ("sde_ode", r"t = (\d+)", "t", 1000, -1), ("flow", r"^t ([\d.]+)", "t", 1.0, -1),
+             ("guidance", r"w = ([\d.]+)", "w", 0.0, +1)]
+    for i, (name, pattern, what, opens_at, direction) in enumerate(cases):
+        scrubber = scrubbers.nth(i)
+        scrubber.scroll_into_view_if_needed()
+        scrubber.screenshot(path=shots / f"lesson9_{name}_0.png")
+        first = float(readout(scrubber))
+        if opens_at is not None:
+            assert first == opens_at, f"the {name} slider opens at {what} {first:g}, not {opens_at:g}"
+        before = image_src(scrubber)
+        drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, 200)
+        assert wait_for_new_image(scrubber, before) != before, f"moving the {name} slider did not change the frame"
+        moved = assert_readout_matches_caption(scrubber, pattern, what)
+        assert (moved - first) * direction > 0, f"{name}: the slider went the wrong way ({first:g} -> {moved:g})"
+        scrubber.screenshot(path=shots / f"lesson9_{name}_1.png")
+    page.close()
