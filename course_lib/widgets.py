@@ -262,6 +262,7 @@ class PointScrubber(FrameScrubber):
         self.limit, self.trails, self.background, self.size_px = limit, trails, background, size_px
         super().__init__(frames, captions, interval_ms=interval_ms, description=description, values=values,
                          start=start)
+        self.image.layout.width = f"{round(size_px * zoom())}px"  # its own size: an output area would stretch it
 
     def _render(self, frames, nrow: int, scale: int) -> list[bytes]:
         import io
