@@ -321,10 +321,11 @@ assert torch.equal(again, x)  # the ODE is deterministic: the same noise, the sa
 
 # %%
 side = torch.tensor([3.5, 0.0])  # the SDE's points drawn on the left, the ODE's on the right
-frames = [torch.cat([sde - side, ode + side]) for sde, ode in zip(paths["sde"], paths["ode"])]
+frames = [torch.cat([sde[:15] - side, ode[:15] + side, sde[15:] - side, ode[15:] + side])  # 15 + 15 with trails
+          for sde, ode in zip(paths["sde"], paths["ode"])]
 PointScrubber(frames, description="t", values=[recipes.DDPM.T - 50 * i for i in range(len(frames) - 1)] + [0],
               captions=[f"left: reverse SDE, right: probability-flow ODE; t = {max(recipes.DDPM.T - 50 * i, 0)}"
-                        for i in range(len(frames))], limit=7.0, start=0)
+                        for i in range(len(frames))], limit=7.0, trails=30, start=0)
 
 # %% [markdown]
 # ### DDIM is Euler's method on the probability-flow ODE
