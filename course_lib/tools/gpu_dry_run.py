@@ -53,6 +53,7 @@ from ..toy2d import toy_dataset
 from ..training import EMA, CosineSchedule, fit
 from ..vae import vae_step
 from .step_memory import peak_memory
+from . import dry_runs_flow as flows
 from .setups import Setup, dcgan_setup, ddpm_setup
 
 PROFILE = "gpu"
@@ -271,6 +272,13 @@ DRY_RUNS = (
     DryRun("gan_architectures", "EBGAN", (recipes.EBGAN,), ebgan, settings_name="ebgan"),
     DryRun("gan_architectures", "MSGAN (ms_weight 0 and 1)", (recipes.MSGAN, recipes.MSGAN_OFF), msgan,
            settings_name="msgan"),
+    DryRun("score_and_flow", "score network (2-D)", (recipes.TOY_SCORE,), flows.toy_score, sample_shape=(2,),
+           batch_size=500),
+    DryRun("score_and_flow", "flow (2-D ring) and its reflow", (recipes.TOY_FLOW, recipes.TOY_REFLOW),
+           flows.toy_flow(recipes.TOY_FLOW), sample_shape=(2,), batch_size=500),
+    *(DryRun("score_and_flow", name, (R,), flows.digit_flow(R), settings_name=key) for name, R, key in (
+        ("flow U-Net", recipes.FLOW, "flow"), ("reflow U-Net", recipes.REFLOW, "reflow"),
+        ("distilled U-Net", recipes.DISTILL, "distill"), ("guided flow U-Net", recipes.CFG_FLOW, "cfg_flow"))),
 )
 
 # Recipes with nothing for a dry run to find: SinGAN learns from one picture at the same sizes in every profile (the
