@@ -8,11 +8,19 @@ Every dataset comes back as a `TensorDataset(images, labels)` held in memory:
 Where the images come from (`source`):
 
 - `"bundled"`: 5,000 real MNIST digits that ship inside this package (4,000 train / 1,000 test, 400 / 100 per
-  class; see `assets/mnist_subset/PROVENANCE.md`). Works with no internet. Only for `"mnist"`.
+  class; see `assets/mnist_subset/PROVENANCE.md`). Works with no internet. Only for `"mnist"` (and the colour digits
+  painted from it).
 - `"download"`: the full dataset through `torchvision.datasets`, downloaded once into the cache directory
   (`COURSE_DATA_DIR`, default `~/.cache/course_lib/data`).
 - `"auto"` (default): the full dataset if it is cached or can be downloaded, else the bundled digits with a one-line
   notice. With `COURSE_OFFLINE=1` (the tests and CI set it) it never touches the network.
+
+`"colour_digits"` (or `"color_digits"`) are those MNIST digits (same split, order and `n` subset), painted: a
+`TensorDataset(images, labels, attributes)` with images float32 `(N, 3, 28, 28)` and `attributes` int64 `(N, 4)`, one
+index per column of `COLOUR_ATTRIBUTES` into `INK_COLOURS`, `BACKGROUNDS`, `SIZES` and `POSITIONS`
+(`describe_attributes` names them). They are drawn from a seed per split, so image i is the same on every machine.
+An ink is only drawn on a background it is at least `MIN_CONTRAST` brighter than (in `to_grey`'s luminance), so every
+digit still reads light-on-dark in grey; this rules out red, green, blue and purple on dark green, and red on maroon.
 
 Downloads come from torchvision's mirrors, or only from `COURSE_DATA_MIRROR` when it is set: a classroom mirror, any
 web server that holds the files in torchvision's layout (`MNIST/raw/train-images-idx3-ubyte.gz`, ...). A cache folder
@@ -43,11 +51,28 @@ from torchvision.datasets.utils import check_integrity
 from .nets import check_finite, check_float32
 
 DATASETS = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}
+DERIVED = {"colour_digits": "mnist"}  # dataset -> the one it is painted from
+ALIASES = {"color_digits": "colour_digits"}
 SOURCES = ("auto", "bundled", "download")
 SPLITS = ("train", "test")
 BUNDLED_ROOT = Path(__file__).parent / "assets" / "mnist_subset"
 FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 DOWNLOAD_TIMEOUT_S = 10  # an unreachable mirror should fail in seconds, not hang a lesson
+COLOUR_ATTRIBUTES = ("ink", "background", "size", "position")
+INK_COLOURS = {"red": (1.0, 0.15, 0.15), "orange": (1.0, 0.55, 0.0), "yellow": (1.0, 0.9, 0.1),
+               "green": (0.1, 0.8, 0.2), "cyan": (0.0, 0.85, 0.9), "blue": (0.25, 0.45, 1.0),
+               "purple": (0.7, 0.3, 1.0), "white": (1.0, 1.0, 1.0)}  # RGB in [0, 1]
+BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "navy": (0.0, 0.0, 0.4), "dark green": (0.0, 0.3, 0.1),
+               "maroon": (0.4, 0.0, 0.05)}
+SIZES = ("large", "small")
+POSITIONS = ("centre", "left", "right", "top", "bottom")  # only small digits move; large ones are always "centre"
+SMALL_SIZE = 16  # a small digit is shrunk from 28 to 16 pixels (x0.57), leaving a 12-pixel margin to move in
+_CORNERS = ((6, 6), (6, 0), (6, 12), (0, 6), (12, 6))  # (top, left) of the small digit, for each of POSITIONS
+COLOUR_SEEDS = {"train": 1, "test": 2}
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B in the luminance
+MIN_CONTRAST = 0.35  # an ink is only drawn on backgrounds at least this much darker (in luminance)
+_INK_RGB, _BACKGROUND_RGB = torch.tensor(list(INK_COLOURS.values())), torch.tensor(list(BACKGROUNDS.values()))
+DRAWN_PAIRS = (_INK_RGB @ torch.tensor(LUMA))[:, None] - _BACKGROUND_RGB @ torch.tensor(LUMA) >= MIN_CONTRAST
 _download_failed = False  # after one failed download, "auto" goes straight to the bundled digits
 _told: set[str] = set()  # one-line notices already printed this session
 PIXEL_SLACK = 0.01  # how far outside [0, 1] an image may stray (round-off of a sigmoid, an interpolation) and pass
@@ -90,16 +115,20 @@ def _writable(path: Path) -> None:
 
 
 def load_dataset(name: str = "mnist", split: str = "train", n: int | None = None, source: str = "auto") -> TensorDataset:
-    """Load `split` ("train" or "test") of dataset `name` as a TensorDataset(images in [0, 1], labels).
+    """Load `split` ("train" or "test") of dataset `name` as a TensorDataset(images in [0, 1], labels), plus
+    attributes for "colour_digits" (see the module's docstring).
 
     `n` keeps a fixed random subset of that many images (the same subset every time), or all when None.
 
     >>> len(load_dataset("mnist", "test", source="bundled"))
     1000
+    >>> [t.shape for t in load_dataset("colour_digits", "test", n=5, source="bundled").tensors]
+    [torch.Size([5, 3, 28, 28]), torch.Size([5]), torch.Size([5, 4])]
     """
-    name = name.strip().lower().replace("-", "_")
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(DATASETS)}.")
+    name = name.strip().lower().replace("-", "_").replace(" ", "_")
+    name = ALIASES.get(name, name)
+    if name not in DATASETS and name not in DERIVED:
+        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join([*DATASETS, *DERIVED])}.")
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}. Use 'train' or 'test'.")
     if source not in SOURCES:
@@ -107,18 +136,89 @@ def load_dataset(name: str = "mnist", split: str = "train", n: int | None = None
     if n is not None and (not isinstance(n, int) or n < 1):
         raise ValueError(f"n must be a positive whole number of images (or None for all), not {n!r}.")
 
+    base = DERIVED.get(name, name)
     if source == "bundled":
-        raw = _bundled(name, split)
+        raw = _bundled(base, split)
     elif source == "download":
-        raw = _download(name, split)
+        raw = _download(base, split)
     else:
-        raw = _auto(name, split)
+        raw = _auto(base, split)
     images = raw.data.unsqueeze(1).float() / 255.0  # (N, 28, 28) uint8 -> (N, 1, 28, 28) in [0, 1]
     labels = raw.targets.long()
-    if n is not None and n < len(labels):
+    tensors = [images, labels] + ([_colour_attributes(len(labels), split)] if name in DERIVED else [])
+    if n is not None and n < len(labels):  # attributes are drawn for the whole split, so a subset keeps its rows
         keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:n]
-        images, labels = images[keep], labels[keep]
-    return TensorDataset(images, labels)
+        tensors = [t[keep] for t in tensors]
+    if name in DERIVED:
+        tensors[0] = paint_digits(tensors[0], tensors[2])
+    return TensorDataset(*tensors)
+
+
+def _colour_attributes(n: int, split: str) -> torch.Tensor:
+    """(n, 4) attribute indices, the same on every machine: ink uniform, then a background among those it may be
+    drawn on (DRAWN_PAIRS), size uniform, position uniform for small digits and "centre" for large ones."""
+    g = torch.Generator().manual_seed(COLOUR_SEEDS[split])
+    ink = torch.randint(len(INK_COLOURS), (n,), generator=g)
+    background = torch.multinomial(DRAWN_PAIRS[ink].float(), 1, generator=g).squeeze(1)
+    size = torch.randint(len(SIZES), (n,), generator=g)
+    position = torch.randint(len(POSITIONS), (n,), generator=g) * (size == SIZES.index("small"))
+    return torch.stack([ink, background, size, position], 1)
+
+
+def paint_digits(grey: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+    """Paint grey digits (N, 1, 28, 28) as colour images (N, 3, 28, 28): `image = background * (1 - a) + ink * a`,
+    with `a` the grey digit (its alpha), first shrunk to SMALL_SIZE pixels and moved to its position if small.
+
+    >>> paint_digits(torch.ones(1, 1, 28, 28), torch.tensor([[0, 0, 0, 0]]))[0, :, 14, 14]  # red ink, large
+    tensor([1.0000, 0.1500, 0.1500])
+    """
+    ink, background, size, position = attributes.T
+    a, small = grey.clone(), size == SIZES.index("small")
+    shrunk = F.interpolate(grey[small], size=(SMALL_SIZE, SMALL_SIZE), mode="area")  # area: thin strokes survive
+    moved = torch.zeros_like(grey[small])
+    for p, (top, left) in enumerate(_CORNERS):
+        here = position[small] == p
+        moved[here, :, top:top + SMALL_SIZE, left:left + SMALL_SIZE] = shrunk[here]
+    a[small] = moved
+    return _BACKGROUND_RGB[background, :, None, None] * (1 - a) + _INK_RGB[ink, :, None, None] * a
+
+
+def to_grey(images: torch.Tensor) -> torch.Tensor:
+    """Luminance of colour images, (N, 3, H, W) -> (N, 1, H, W): `Y = 0.299 R + 0.587 G + 0.114 B` (LUMA).
+
+    >>> to_grey(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))  # pure red is a dark grey
+    tensor([[[[0.2990]]]])
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"to_grey expects colour images shaped (N, 3, H, W), got {tuple(images.shape)}. For one "
+                         f"image use to_grey(x.unsqueeze(0)).")
+    return (images * torch.tensor(LUMA, dtype=images.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def describe_attributes(row) -> dict[str, str]:
+    """Name the attributes of one colour digit (a row of `attributes`); its digit is the label.
+
+    >>> describe_attributes(torch.tensor([0, 0, 1, 1]))
+    {'ink': 'red', 'background': 'black', 'size': 'small', 'position': 'left'}
+    """
+    names = (tuple(INK_COLOURS), tuple(BACKGROUNDS), SIZES, POSITIONS)
+    row = torch.as_tensor(row).flatten().tolist()
+    if len(row) != 4 or not all(0 <= i < len(n) for i, n in zip(row, names)):
+        raise ValueError(f"Expected one row of attributes, 4 indices ({', '.join(COLOUR_ATTRIBUTES)}), got {row}. "
+                         f"Pass one row, e.g. describe_attributes(attributes[0]).")
+    return {column: n[i] for column, n, i in zip(COLOUR_ATTRIBUTES, names, row)}
+
+
+def colour_of(name: str) -> torch.Tensor:
+    """The RGB colour (in [0, 1]) of an ink or background, by name.
+
+    >>> colour_of("orange")
+    tensor([1.0000, 0.5500, 0.0000])
+    """
+    palette = {**INK_COLOURS, **BACKGROUNDS}
+    if name not in palette:
+        raise ValueError(f"Unknown colour {name!r}. Valid names: {', '.join(palette)}.")
+    return torch.tensor(palette[name])
 
 
 def make_loader(dataset: TensorDataset, batch_size: int, shuffle: bool = True, seed: int = 0) -> DataLoader:
