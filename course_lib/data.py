@@ -374,6 +374,17 @@ def check_images(x: torch.Tensor, what: str = "images") -> torch.Tensor:
     return check_pixels(x, what)
 
 
+def check_batch(x: torch.Tensor, what: str = "images") -> torch.Tensor:
+    """Raise a clear error unless x is a batch of images (B, C, H, W) with pixels in [0, 1]; return it unchanged.
+    (`check_images` also insists on 1 x 28 x 28: digits; this one takes any size and channels: colour digits,
+    7 x 7 inputs.)"""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"Expected {what} as a batch shaped (B, C, H, W), got {shape}. For one image use "
+                         f"x.unsqueeze(0).")
+    return check_pixels(x, what)
+
+
 def check_pixels(x: torch.Tensor, what: str = "images") -> torch.Tensor:
     """Raise a clear error unless `x` holds float32 pixels in [0, 1], of any shape; return it unchanged. 0-255 pixels,
     images in [-1, 1], float64 or integer tensors, NaN and inf are each refused with the fix.

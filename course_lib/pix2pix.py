@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import check_images
+from .data import check_batch, check_images
 from .gans import _apply, d_loss, g_loss_non_saturating
 from .nets import evaluating
 
@@ -67,15 +67,19 @@ class Pix2PixGenerator(nn.Module):
     G gets no noise z: pix2pix found G learned to ignore it. The only randomness is dropout in the decoder during
     training; `Pix2Pix.translate` runs in eval mode, so a translation is deterministic.
 
+    `in_channels` / `out_channels`: 1 for grey digits; lesson 8 colours grey digits with in 1, out 3.
+
     >>> Pix2PixGenerator()(torch.rand(4, 1, 28, 28)).shape
     torch.Size([4, 1, 28, 28])
+    >>> Pix2PixGenerator(out_channels=3)(torch.rand(4, 1, 28, 28)).shape
+    torch.Size([4, 3, 28, 28])
     """
 
-    def __init__(self, width: int = 32, dropout: float = 0.5):
+    def __init__(self, width: int = 32, dropout: float = 0.5, in_channels: int = 1, out_channels: int = 1):
         super().__init__()
         w = width
         # no BatchNorm on the first layer, as in pix2pix: it would normalize away the input's own statistics
-        self.down1 = nn.Sequential(nn.Conv2d(1, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2))  # 28 -> 14
+        self.down1 = nn.Sequential(nn.Conv2d(in_channels, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2))  # 28 -> 14
         self.down2 = nn.Sequential(
             nn.Conv2d(w, 2 * w, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2)
         )  # 14 -> 7
@@ -87,15 +91,20 @@ class Pix2PixGenerator(nn.Module):
             nn.ConvTranspose2d(4 * w, w, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
             nn.Dropout(dropout),
         )  # 7 -> 14
-        self.up2 = nn.ConvTranspose2d(2 * w, 1, 4, stride=2, padding=1)  # 14 -> 28
+        self.up2 = nn.ConvTranspose2d(2 * w, out_channels, 4, stride=2, padding=1)  # 14 -> 28
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h0 = 2 * check_images(x) - 1  # pixels in [-1, 1]: the hidden grey becomes 0
+        c = self.down1[0].in_channels
+        x = check_images(x) if c == 1 else check_batch(x)
+        if x.shape[1:] != (c, 28, 28):
+            raise ValueError(f"This generator takes inputs shaped (B, {c}, 28, 28), got {tuple(x.shape)}. Build it "
+                             f"with Pix2PixGenerator(in_channels={x.shape[1]}) for inputs with {x.shape[1]} channels.")
+        h0 = 2 * x - 1  # pixels in [-1, 1]: the hidden grey becomes 0
         h1 = self.down1(h0)  # (B, w, 14, 14)
         h2 = self.down2(h1)  # (B, 2w, 7, 7)
         m = self.middle(h2)  # (B, 2w, 7, 7)
         u1 = self.up1(torch.cat([m, h2], dim=1))  # skip: (B, 4w, 7, 7) -> (B, w, 14, 14)
-        return torch.sigmoid(self.up2(torch.cat([u1, h1], dim=1)))  # skip: (B, 2w, 14, 14) -> (B, 1, 28, 28)
+        return torch.sigmoid(self.up2(torch.cat([u1, h1], dim=1)))  # skip: (B, 2w, 14, 14) -> (B, out, 28, 28)
 
 
 class PatchDiscriminator(nn.Module):
@@ -106,29 +115,36 @@ class PatchDiscriminator(nn.Module):
     logit per 18 x 18 patch, the patches 4 pixels apart and overlapping. D only says "real" or "fake" about
     local texture and stroke shape; L1 takes care of the large scale. (pix2pix's 70 x 70 PatchGAN, scaled down.)
 
+    `in_channels`: the condition's and the image's channels together (2 for grey pairs; 4 for grey -> colour).
+
     >>> x = torch.rand(4, 1, 28, 28)
     >>> PatchDiscriminator()(hide_lower_half(x), x).shape
     torch.Size([4, 1, 7, 7])
     """
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, in_channels: int = 2):
         super().__init__()
         w = width
         self.net = nn.Sequential(
-            nn.Conv2d(2, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # 28 -> 14, receptive field 4
+            nn.Conv2d(in_channels, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # 28 -> 14, receptive field 4
             nn.Conv2d(w, 2 * w, 4, stride=2, padding=1, bias=False),  # 14 -> 7, receptive field 10
             nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2),
             nn.Conv2d(2 * w, 1, 3, padding=1),  # 7 -> 7, receptive field 18
         )
 
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        if condition.shape != image.shape:
+        if condition.shape[0] != image.shape[0] or condition.shape[2:] != image.shape[2:]:
             raise ValueError(
-                f"The discriminator judges a pair: condition and image must have the same shape, got "
+                f"The discriminator judges a pair: condition and image must have the same shape (their channels "
+                f"aside), got "
                 f"{tuple(condition.shape)} and {tuple(image.shape)}. Call it as D(x, y) for a real pair or "
                 f"D(x, G(x)) for a generated one, with x = hide_lower_half(y)."
             )
-        pair = torch.cat([check_images(condition, "conditions"), check_images(image)], dim=1)  # (B, 2, 28, 28)
+        pair = torch.cat([check_batch(condition, "conditions"), check_batch(image)], dim=1)  # (B, 2, 28, 28) for digits
+        if pair.shape[1] != self.net[0].in_channels:
+            raise ValueError(f"This discriminator was built for {self.net[0].in_channels} channels (condition and image "
+                             f"together), got {condition.shape[1]} + {image.shape[1]}. Build it with "
+                             f"PatchDiscriminator(in_channels={pair.shape[1]}).")
         return self.net(2 * pair - 1)  # (B, 1, 7, 7): one logit per patch
 
 
@@ -158,7 +174,7 @@ class Pix2Pix(nn.Module):
         """G(x) in eval mode (no dropout, BatchNorm's running statistics), so the same x always gives the same
         output; the training mode is restored afterwards."""
         with evaluating(self):
-            return self.generator(check_images(x).to(self.device))
+            return self.generator(check_batch(x).to(self.device))
 
 
 # ---------------------------------------------------------------- one training step

@@ -1,6 +1,6 @@
 """How the course trains each model, written once.
 
-Two kinds of numbers live here, and nowhere else:
+Two kinds of numbers live here (the first in `course_lib/settings.py`, read through this module), and nowhere else:
 
 - `lesson_settings(lesson, profile)`: how much data and training a lesson gets in a profile (`smoke`, `cpu`, `gpu`):
   training images, epochs, batch size, the U-Nets' widths. `start_lesson` hands the lesson its row.
@@ -40,141 +40,18 @@ from .flow import FlowNet
 from .gan_variants import EnergyDiscriminator
 from .gans import GAN, DCGANDiscriminator, DCGANGenerator, GANStep, MLPDiscriminator, MLPGenerator
 from .latent_diffusion import LatentAutoencoder
-from .pix2pix import Pix2Pix
+from .pix2pix import PatchDiscriminator, Pix2Pix, Pix2PixGenerator
 from .pretrained import train_or_load
 from .progressive import ProgressiveDiscriminator, ProgressiveGenerator
 from .scores import LevelMLP, noise_levels
+from .settings import LESSONS, LessonSettings, lesson_settings  # noqa: F401 (the lessons' settings, read from here too)
 from .singan import SinGAN, terrain_image
 from .stylegan import StyleGenerator
+from .superres import SRGAN, SRResNet
 from .toy2d import CoverageLog, toy_loader
 from .training import fit
 from .unet import UNet
 from .vae import ConvVAE, MLPVAE
-
-# ---------------------------------------------------------------- how much data and training, per lesson and profile
-
-
-@dataclass(frozen=True)
-class LessonSettings:
-    """How much data and training one lesson gets in one profile."""
-
-    n_train: int  # training images (capped by what the data source holds)
-    n_test: int  # held-out images
-    epochs: int
-    batch_size: int
-    toy_steps: int = 0  # lesson 3: training steps of each 2-D toy GAN; lesson 7: of each progressive resolution
-    channels: tuple[int, ...] = ()  # lessons 4-6: the U-Net's channels at its three resolutions
-    ddim_steps: tuple[int, ...] = ()  # lessons 4 and 9: the sampling steps compared in a table
-    n_sampled: int = 0  # lessons 4-6: digits sampled for each row of a comparison table
-    per_model: tuple[tuple[str, int, int], ...] = ()  # lessons with several models: (name, epochs, batch size)
-
-    def for_model(self, name: str) -> tuple[int, int]:
-        """(epochs, batch size) of model `name` in a lesson that trains several; the lesson's own otherwise.
-
-        >>> lesson_settings("conditional", profile="cpu").for_model("cgan")
-        (35, 64)
-        """
-        for model, epochs, batch_size in self.per_model:
-            if model == name:
-                return epochs, batch_size
-        if self.per_model:
-            known = ", ".join(model for model, _, _ in self.per_model)
-            raise ValueError(f"No settings for a model called {name!r} here; this lesson trains: {known}.")
-        return self.epochs, self.batch_size
-
-
-# One row per lesson, one column per profile. Lessons look their numbers up here, never hard-code them.
-_SETTINGS = {
-    "autoencoders": {
-        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=10, batch_size=64),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=20, batch_size=64),
-        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128),
-    },
-    # lesson 2: the convolutional models train `epochs`; the small 2-D models learn faster and train "2d"'s epochs
-    "vae": {
-        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=10, batch_size=64,
-                                per_model=(("conv", 10, 64), ("2d", 10, 64))),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=60, batch_size=64,
-                              per_model=(("conv", 60, 64), ("2d", 20, 64))),
-        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=30, batch_size=128,
-                              per_model=(("conv", 30, 128), ("2d", 10, 128))),
-    },
-    # lesson 3: `epochs` and `batch_size` are DCGAN's; `toy_steps` is how long each 2-D toy GAN trains
-    "gan": {
-        "smoke": LessonSettings(n_train=2048, n_test=500, epochs=3, batch_size=64, toy_steps=200),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, toy_steps=1500),
-        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=3000),
-    },
-    "diffusion": {
-        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=32, channels=(8, 16, 16),
-                                ddim_steps=(10, 20), n_sampled=50),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=32, channels=(16, 32, 64),
-                              ddim_steps=(10, 20, 50, 100, 200), n_sampled=100),
-        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(32, 64, 128),
-                              ddim_steps=(10, 20, 50, 100, 1000), n_sampled=1000),
-    },
-    # lesson 5: four models, each with its own epochs and batch size; `channels` is the guided U-Net's
-    "conditional": {
-        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, channels=(8, 16, 16), n_sampled=60,
-                                per_model=(("cgan", 2, 64), ("pix2pix", 2, 64), ("cvae", 4, 64), ("cfg", 2, 64))),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, channels=(16, 32, 64),
-                              n_sampled=300,
-                              per_model=(("cgan", 35, 64), ("pix2pix", 16, 64), ("cvae", 60, 64), ("cfg", 30, 32))),
-        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, channels=(32, 64, 128),
-                              n_sampled=1000,
-                              per_model=(("cgan", 15, 128), ("pix2pix", 5, 128), ("cvae", 30, 128), ("cfg", 20, 128))),
-    },
-    # lesson 7: four GANs, each with its own epochs; `toy_steps` is how many steps each progressive run spends per
-    # resolution (two runs: with and without fade-in); `n_sampled` images score each model
-    "gan_architectures": {
-        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=64, toy_steps=12, n_sampled=200,
-                                per_model=(("stylegan", 2, 64), ("ebgan", 2, 64), ("msgan", 2, 64))),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=64, toy_steps=240, n_sampled=1000,
-                              per_model=(("stylegan", 30, 64), ("ebgan", 12, 64), ("msgan", 20, 64))),
-        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, toy_steps=2000, n_sampled=5000,
-                              per_model=(("stylegan", 15, 128), ("ebgan", 10, 128), ("msgan", 10, 128))),
-    },
-    # lesson 9: `toy_steps` steps for each 2-D toy network; `ddim_steps` the solver steps its table compares; the flow
-    # (`channels`: lesson 4's U-Net) trains `epochs`, then reflow, its one-step distillation and the guided flow start
-    # from it for their own epochs; `n_sampled` digits score each row of a table
-    "score_and_flow": {
-        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=32, toy_steps=800, channels=(8, 16, 16),
-                                ddim_steps=(1, 2), n_sampled=60,
-                                per_model=(("flow", 2, 32), ("reflow", 1, 32), ("distill", 1, 32), ("cfg_flow", 1, 32))),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=30, batch_size=32, toy_steps=3000, channels=(16, 32, 64),
-                              ddim_steps=(1, 2, 4, 8, 16, 32), n_sampled=300,
-                              per_model=(("flow", 30, 32), ("reflow", 8, 32), ("distill", 4, 32), ("cfg_flow", 12, 32))),
-        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, toy_steps=6000,
-                              channels=(32, 64, 128), ddim_steps=(1, 2, 4, 8, 16, 32), n_sampled=1000,
-                              per_model=(("flow", 20, 128), ("reflow", 4, 128), ("distill", 2, 128),
-                                         ("cfg_flow", 5, 128))),
-    },
-    # lesson 6: the autoencoder and the latent U-Net (`channels`); the pixel model it is compared with uses lesson 5's
-    "latent_diffusion": {
-        "smoke": LessonSettings(n_train=1024, n_test=500, epochs=2, batch_size=32, channels=(8, 16, 16), n_sampled=60,
-                                per_model=(("autoencoder", 3, 64), ("latent", 4, 32))),
-        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=32, channels=(32, 64, 64),
-                              n_sampled=300, per_model=(("autoencoder", 20, 64), ("latent", 40, 32))),
-        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(64, 128, 128),
-                              n_sampled=1000, per_model=(("autoencoder", 10, 128), ("latent", 20, 128))),
-    },
-}
-LESSONS = tuple(_SETTINGS)
-
-
-def lesson_settings(lesson: str, profile: str) -> LessonSettings:
-    """Dataset size, epochs and batch size for `lesson` in `profile` (one of `config.PROFILES`).
-
-    >>> s = lesson_settings("autoencoders", "smoke")
-    >>> s.epochs, s.batch_size
-    (10, 64)
-    """
-    if lesson not in _SETTINGS:
-        raise ValueError(f"Unknown lesson {lesson!r}. Known lessons: {', '.join(LESSONS)}.")
-    if profile not in PROFILES:
-        raise ValueError(f"Unknown profile {profile!r}. Use one of {', '.join(PROFILES)}.")
-    return _SETTINGS[lesson][profile]
-
 
 # ---------------------------------------------------------------- recipes: what to build, and how it is trained
 
@@ -311,6 +188,16 @@ class SinGANRecipe(Recipe):
 
 
 @dataclass(frozen=True)
+class SRGANRecipe(Recipe):
+    """SRGAN: G's loss = perceptual content + `adv_weight` * adversarial; both sides Adam with `lr` and `betas`; G starts
+    from the trained MSE network `start_from`."""
+
+    adv_weight: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.999)
+    start_from: str = "restoration/sr_mse"
+
+
+@dataclass(frozen=True)
 class Pix2PixRecipe(Recipe):
     """pix2pix: loss = cGAN + `l1_weight` * L1 when `adversarial`, L1 alone otherwise."""
 
@@ -379,6 +266,19 @@ MSGAN_OFF = dataclasses.replace(MSGAN, name="gan_architectures/cgan", ms_weight=
 # (see `singan.PatchDiscriminator`)
 SINGAN = SinGANRecipe("gan_architectures/singan", lambda s: SinGAN(terrain_image(64), num_scales=4, scale_factor=0.75),
                       lr=5e-4, steps_per_scale=(("smoke", 4), ("cpu", 150), ("gpu", 1000)))
+
+# Lesson 8: restoration and editing. SRResNet and SRGAN at SRGAN's Adam settings (1e-4 for the GAN phase, which starts
+# from the MSE network as in the paper); SR3 is lesson 4's U-Net and training with the upscaled input as one more
+# channel; the cascade's base model is lesson 5's guided U-Net at 7 x 7 (it is cheap there, so it gets more epochs).
+SR_MSE = Recipe("restoration/sr_mse", lambda s: SRResNet(), lr=1e-3)
+SRGAN_FT = SRGANRecipe("restoration/srgan", lambda s: SRGAN(), lr=1e-4)
+SR3 = DiffusionRecipe("restoration/sr3", lambda s: UNet(channels=s.channels, cond_channels=1), lr=1e-3)
+BASE_7 = DiffusionRecipe("restoration/base", lambda s: UNet(channels=s.channels, num_classes=10, image_shape=(1, 7, 7)),
+                         lr=1e-3)
+SKETCH = Pix2PixRecipe("restoration/sketch", lambda s: Pix2Pix(), lr=1e-3)
+COLOUR = Pix2PixRecipe("restoration/colour", lambda s: Pix2Pix(Pix2PixGenerator(out_channels=3),
+                                                               PatchDiscriminator(in_channels=4)), lr=1e-3)
+COLOUR_L1 = dataclasses.replace(COLOUR, name="restoration/colour_l1", adversarial=False)
 
 # Lesson 9: scores and flows. The digit flow is lesson 4's U-Net and training (Adam 1e-3, EMA 0.995, bfloat16 where the
 # CPU has it, the same epochs and batch size), with the flow-matching loss instead of the noise-prediction loss, so

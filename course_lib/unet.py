@@ -112,6 +112,8 @@ class UNet(nn.Module):
     `time_dim`: size of the time embedding. `num_classes`: None for an unconditional model, or the number of classes
     for a class-conditional one, then called as `model(x, t, y)` with labels y (B,) in 0 .. num_classes - 1, or
     `num_classes` for "no label" (y=None means no label for the whole batch).
+    `cond_channels`: images the network also sees, concatenated to x on the channels, `model(x, t, cond=c)` with c
+    shaped (B, cond_channels, H, W): lesson 8's SR3 gives it the upsampled low-resolution digit.
 
     >>> model = UNet(channels=(8, 16, 16), num_classes=10)
     >>> y = torch.tensor([3, 10])  # a "3", and an image with no label
@@ -120,7 +122,8 @@ class UNet(nn.Module):
     """
 
     def __init__(self, channels: tuple[int, int, int] = (32, 64, 128), time_dim: int = 128,
-                 num_classes: int | None = None, image_shape: tuple[int, int, int] = (1, 28, 28)):
+                 num_classes: int | None = None, image_shape: tuple[int, int, int] = (1, 28, 28),
+                 cond_channels: int = 0):
         super().__init__()
         if len(channels) != 3:
             raise ValueError(f"channels gives the width at 28x28, 14x14 and 7x7, so it needs 3 numbers, got "
@@ -131,14 +134,14 @@ class UNet(nn.Module):
             raise ValueError(f"image_shape is (channels, height, width), e.g. (1, 28, 28); got {tuple(image_shape)}.")
         c0, c1, c2 = channels
         self.channels, self.time_dim, self.num_classes = tuple(channels), time_dim, num_classes
-        self.image_shape = tuple(image_shape)
+        self.image_shape, self.cond_channels = tuple(image_shape), cond_channels
         in_channels = image_shape[0]
 
         # t -> sinusoidal code -> MLP; a class label adds its own learned vector (index num_classes = no label)
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         self.label_emb = nn.Embedding(num_classes + 1, time_dim) if num_classes is not None else None
 
-        self.stem = nn.Conv2d(in_channels, c0, 3, padding=1)
+        self.stem = nn.Conv2d(in_channels + cond_channels, c0, 3, padding=1)
         # down path: each level's output is kept for the skip connection
         self.down0 = ResBlock(c0, c0, time_dim)  # 28 x 28
         self.pool0 = downsample(c0)  # 28 -> 14
@@ -156,8 +159,10 @@ class UNet(nn.Module):
         self.up0 = ResBlock(c0 + c0, c0, time_dim)  # 28 x 28
         self.out = nn.Sequential(group_norm(c0), nn.SiLU(), nn.Conv2d(c0, in_channels, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | int, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int, y: torch.Tensor | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
         x = check_noisy_images(x, self.image_shape).to(self.stem.weight.device)  # inputs go where the model is
+        cond = self._check_cond(cond, x)
         t = self._check_timesteps(t, len(x), x.device)
         emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))  # (B, time_dim)
         if self.label_emb is not None:
@@ -166,7 +171,7 @@ class UNet(nn.Module):
             raise ValueError("This UNet is unconditional (num_classes=None), so it takes no labels: call model(x, t). "
                              "For a class-conditional model build UNet(num_classes=10).")
 
-        h = self.stem(x)  # (B, c0, 28, 28)
+        h = self.stem(x if cond is None else torch.cat([x, cond], dim=1))  # (B, c0, 28, 28)
         h0 = self.down0(h, emb)  # (B, c0, 28, 28)
         h1 = self.down1(self.pool0(h0), emb)  # (B, c1, 14, 14)
         h2 = self.down2(self.pool1(h1), emb)  # (B, c2, 7, 7)
@@ -175,6 +180,21 @@ class UNet(nn.Module):
         h = self.up1(torch.cat([self.unpool2(h, h1.shape[-2:]), h1], dim=1), emb)  # (B, 2 c1, 14, 14) -> (B, c1, ..)
         h = self.up0(torch.cat([self.unpool1(h, h0.shape[-2:]), h0], dim=1), emb)  # (B, 2 c0, 28, 28) -> (B, c0, ..)
         return self.out(h)  # (B, 1, 28, 28)
+
+    def _check_cond(self, cond, x: torch.Tensor) -> torch.Tensor | None:
+        """The conditioning images on x's device, checked against `cond_channels`."""
+        b, _, h, w = x.shape
+        if self.cond_channels == 0:
+            if cond is not None:
+                raise ValueError("This UNet takes no conditioning images (cond_channels=0): call model(x, t). For "
+                                 "SR3, build UNet(cond_channels=1) and call model(x, t, cond=upsampled).")
+            return None
+        expected = (b, self.cond_channels, h, w)
+        if cond is None or not isinstance(cond, torch.Tensor) or tuple(cond.shape) != expected:
+            got = tuple(cond.shape) if isinstance(cond, torch.Tensor) else cond
+            raise ValueError(f"This UNet also sees {self.cond_channels} conditioning channel(s): call model(x, t, "
+                             f"cond=c) with c shaped {expected}, got {got}.")
+        return check_noisy_images(cond, (self.cond_channels, h, w)).to(x.device)
 
     def _check_timesteps(self, t, batch: int, device: torch.device) -> torch.Tensor:
         """t as a (B,) tensor on x's device; a single number (or 0-d tensor) is used for the whole batch."""

@@ -1,6 +1,7 @@
 """Self-checking exercises: reference answers pass, typical mistakes get their specific hint, nothing crashes, and
 the graders expect the library's numbers."""
 
+import inspect
 import re
 
 import pytest
@@ -18,10 +19,15 @@ from course_lib.exercises.lesson4_diffusion import (ddpm_loss_solution, ddpm_sam
 from course_lib.exercises.lesson5_conditional import (classifier_guidance_solution, guidance_solution,
                                                       guided_model_solution, one_hot_solution, pix2pix_g_loss_solution)
 from course_lib.exercises.lesson6_latent_diffusion import latent_decode_solution, latent_scale_solution
+from course_lib.exercises.lesson8_restoration import (pixel_shuffle_solution, psnr_solution, repaint_merge_solution,
+                                                      sdedit_start_solution)
+from course_lib.editing import repaint
 from course_lib.flow import sample_flow
 from course_lib.recipes import REFLOW
 from course_lib.exercises.lesson9_score_and_flow import (euler_sample_solution, flow_loss_solution, heun_step_solution,
                                                          langevin_step_solution, score_solution)
+
+REPAINT_STEPS, REPAINT_RESAMPLE = (inspect.signature(repaint).parameters[p].default for p in ("steps", "resample"))
 
 NAMES = (  # the exercises the notebooks call, in lesson order
     "ae_loss", "mask_pixels", "ae_params", "linear_ae", "ae_train_step", "kl", "reparameterize", "vae_step", "log_px",
@@ -29,7 +35,8 @@ NAMES = (  # the exercises the notebooks call, in lesson order
     "optimal_d", "v_at_optimum", "jsd_disjoint", "gan_step", "q_sample", "signal_left", "ddpm_loss", "reverse_step", "ddpm_sample", "one_hot",
     "pix2pix_g_loss", "classifier_guidance", "guidance", "paper_w", "guided_model", "guidance_cost", "latent_factor", "latent_scale", "unscaled_snr",
     "latent_decode", "decode_when", "adain", "fade_in", "mode_seeking", "psi_zero",
-    "identity_level", "score_from_eps", "langevin_step", "flow_loss", "euler_sampler", "heun_step", "one_step_nfe",
+    "identity_level", "psnr", "pixel_shuffle", "psnr_paradox", "sdedit_start", "repaint_merge", "repaint_calls",
+    "score_from_eps", "langevin_step", "flow_loss", "euler_sampler", "heun_step", "one_step_nfe",
 )
 
 RIGHT_ANSWERS = {
@@ -71,6 +78,12 @@ RIGHT_ANSWERS = {
     "mode_seeking": mode_seeking_solution,
     "psi_zero": "b",
     "identity_level": "a",
+    "psnr": psnr_solution,
+    "pixel_shuffle": pixel_shuffle_solution,
+    "psnr_paradox": "b",
+    "sdedit_start": sdedit_start_solution,
+    "repaint_merge": repaint_merge_solution,
+    "repaint_calls": (REPAINT_STEPS - 1) * REPAINT_RESAMPLE + 1,  # every step but the last is done `resample` times
     "score_from_eps": score_solution,
     "langevin_step": langevin_step_solution,
     "flow_loss": flow_loss_solution,
@@ -263,6 +276,16 @@ MISTAKES_GAN_ARCHITECTURES = [
     ("identity_level", "b", "coarser styles"),
 ]
 
+MISTAKES_RESTORATION = [
+    ("psnr", lambda p, t: 10 * torch.log10(1 / (p - t).pow(2).mean()), "pooled MSE"),
+    ("pixel_shuffle", lambda h, r: h.reshape(len(h), -1, h.shape[2] * r, h.shape[3] * r), "a reshape alone"),
+    ("psnr_paradox", "a", "sharper is not closer"),
+    ("sdedit_start", lambda s, x, strength, eps: sdedit_start_solution(s, (x + 1) / 2, strength, eps), "2 * x - 1"),
+    ("repaint_merge", lambda s, x_gen, known, m, t, eps: repaint_merge_solution(s, x_gen, known, 1 - m, t, eps),
+     "the mask is the other way round"),
+    ("repaint_calls", REPAINT_STEPS * REPAINT_RESAMPLE, "done once"),
+]  # more of lesson 8's in tests/test_exercises_lesson8.py
+
 MISTAKES_SCORE_AND_FLOW = [
     ("score_from_eps", lambda eps, abar: eps / (1 - abar) ** 0.5, "minus sign"),
     ("langevin_step", lambda score, x, delta, z: x + delta * score(x) + delta ** 0.5 * z, "delta / 2"),
@@ -274,7 +297,7 @@ MISTAKES_SCORE_AND_FLOW = [
 ]  # more of lesson 9's in tests/test_exercises_lesson9.py
 
 MISTAKES = (MISTAKES_1_2 + MISTAKES_GAN_THEORY + MISTAKES_DIFFUSION + MISTAKES_CONDITIONAL + MISTAKES_LATENT
-            + MISTAKES_GAN_ARCHITECTURES + MISTAKES_SCORE_AND_FLOW)
+            + MISTAKES_GAN_ARCHITECTURES + MISTAKES_RESTORATION + MISTAKES_SCORE_AND_FLOW)
 
 
 @pytest.mark.parametrize("name, answer, hint", MISTAKES)

@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (imported to register their exercises, in lesson 
     lesson5_conditional,
     lesson6_latent_diffusion,
     lesson7_gan_architectures,
+    lesson8_restoration,
     lesson9_score_and_flow,
 )
 
