@@ -269,10 +269,11 @@ SINGAN = SinGANRecipe("gan_architectures/singan", lambda s: SinGAN(terrain_image
 
 # Lesson 8: restoration and editing. SRResNet and SRGAN at SRGAN's Adam settings (1e-4 for the GAN phase, which starts
 # from the MSE network as in the paper); SR3 is lesson 4's U-Net and training with the upscaled input as one more
-# channel; the cascade's base model is lesson 5's guided U-Net at 7 x 7 (it is cheap there, so it gets more epochs).
+# channel, predicting v instead of eps; the cascade's base model is lesson 5's guided U-Net at 7 x 7 (it is cheap there, so it gets more epochs).
 SR_MSE = Recipe("restoration/sr_mse", lambda s: SRResNet(), lr=1e-3)
 SRGAN_FT = SRGANRecipe("restoration/srgan", lambda s: SRGAN(), lr=1e-4)
-SR3 = DiffusionRecipe("restoration/sr3", lambda s: UNet(channels=s.channels, cond_channels=1), lr=1e-3)
+SR3 = DiffusionRecipe("restoration/sr3", lambda s: UNet(channels=s.channels, cond_channels=1), lr=1e-3,
+                      min_snr_gamma=None)  # it predicts v (superres.sr3_step), with the plain loss
 BASE_7 = DiffusionRecipe("restoration/base", lambda s: UNet(channels=s.channels, num_classes=10, image_shape=(1, 7, 7)),
                          lr=1e-3)
 SKETCH = Pix2PixRecipe("restoration/sketch", lambda s: Pix2Pix(), lr=1e-3)

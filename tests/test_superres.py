@@ -14,10 +14,10 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from course_lib.config import one_thread
 from course_lib.data import load_dataset
-from course_lib.diffusion import DiffusionSchedule, to_model_range
+from course_lib.diffusion import DiffusionSchedule, q_sample, to_model_range
 from course_lib.metrics import digit_classifier
 from course_lib.superres import (SRGAN, PerceptualFeatures, SRGANStep, SRResNet, downscale, psnr, sr3_condition,
-                                 sr3_step, sr3_upscale, sr_mse_step, ssim, upscale_bicubic)
+                                 eps_from_v, sr3_step, sr3_upscale, sr_mse_step, ssim, upscale_bicubic, v_target)
 from course_lib.unet import UNet
 
 
@@ -212,7 +212,12 @@ def test_sr3_step_reaches_the_condition_channel_and_lowers_the_loss(digits):
     step = sr3_step(schedule, seeded(0), fast=False)
     batch = (digits[:16], None)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    losses = []
+
+    def fixed_loss():  # the same t and noise every time
+        with torch.no_grad():
+            return sr3_step(schedule, seeded(99), fast=False)(model, batch).item()
+
+    before, losses = fixed_loss(), []
     for i in range(30):
         loss = step(model, batch)
         opt.zero_grad()
@@ -223,11 +228,22 @@ def test_sr3_step_reaches_the_condition_channel_and_lowers_the_loss(digits):
         opt.step()
         losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses)
-    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    assert fixed_loss() < 0.8 * before
+
+
+def test_v_prediction_gives_back_the_noise_and_the_image():
+    schedule = DiffusionSchedule(T=1000)
+    x0, eps = torch.rand(4, 1, 28, 28) * 2 - 1, torch.randn(4, 1, 28, 28)
+    t = torch.tensor([0, 10, 500, 999])
+    x_t = q_sample(schedule, x0, t, eps)
+    v = v_target(schedule, x0, t, eps)
+    torch.testing.assert_close(eps_from_v(schedule, x_t, t, v), eps, atol=1e-4, rtol=0)
+    abar = schedule.alpha_bars[t].view(-1, 1, 1, 1)
+    torch.testing.assert_close(abar.sqrt() * x_t - (1 - abar).sqrt() * v, x0, atol=1e-4, rtol=0)  # x0 from v
 
 
 class ConditionOracle(nn.Module):
-    """Predicts the noise as if the clean image were its condition, eps = (x_t - sqrt(abar_t) c) / sqrt(1 - abar_t):
+    """Predicts v as if the clean image were its condition (with eps = (x_t - sqrt(abar_t) c) / sqrt(1 - abar_t)):
     every SR3 sample of an input is then that input's own bicubic upscale."""
 
     def __init__(self, schedule: DiffusionSchedule):
@@ -237,7 +253,8 @@ class ConditionOracle(nn.Module):
 
     def forward(self, x, t, cond):
         abar = self.schedule.alpha_bars[t].view(-1, 1, 1, 1)
-        return (x - abar.sqrt() * cond) / (1 - abar).sqrt()
+        eps = (x - abar.sqrt() * cond) / (1 - abar).sqrt()
+        return v_target(self.schedule, cond, t, eps)
 
 
 def test_sr3_upscale_keeps_each_inputs_samples_together(digits):

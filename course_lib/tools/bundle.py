@@ -30,9 +30,10 @@ import torch
 from .. import pretrained, recipes
 from ..autoencoders import ae_loss
 from ..conditional import GuidedModel, class_grid_labels, cvae_loss
-from ..data import load_dataset
+from ..data import load_dataset, to_grey
 from ..diffusion import DiffusionSchedule, diffusion_loss
 from ..diffusion_theory import GaussianMixture2D
+from ..editing import sketch
 from ..flow import sample_flow
 from ..latent_diffusion import encode_dataset
 from ..metrics import class_accuracy, frechet_distance
@@ -41,6 +42,7 @@ from ..progressive import Grow
 from ..scores import annealed_langevin, learned_score, mode_shares, weighted_pair
 from ..patches import sample_report as singan_sample_report
 from ..singan import sample as singan_sample
+from ..superres import downscale, psnr, sr3_upscale
 from ..toy2d import CoverageLog, mode_coverage
 from ..training import Snapshots
 from ..vae import negative_elbo
@@ -49,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {"autoencoders": "01_autoencoders", "vae": "02_variational_autoencoders", "gan": "03_gans",
              "diffusion": "04_diffusion", "conditional": "05_conditional_models",
              "latent_diffusion": "06_latent_diffusion", "gan_architectures": "07_gan_architectures",
-             "score_and_flow": "09_score_and_flow"}
+             "restoration": "08_restoration_and_editing", "score_and_flow": "09_score_and_flow"}
 OUT = Path("runs") / "pretrained"  # the executed notebooks (and, by default, the float32 copies) go here
 
 # ------------------------------------------------------------------ how each bundled model is measured
@@ -103,16 +105,33 @@ def _toy(parts: dict) -> dict:
 
 
 @torch.no_grad()
-def _pix2pix(parts: dict) -> dict:
-    x, _ = _test_digits()
+def _pix2pix(parts: dict, task: Callable = hide_lower_half, colour: bool = False) -> dict:
+    x = load_dataset("colour_digits", "test", n=500, source="bundled").tensors[0] if colour else _test_digits()[0]
     model = parts["model"].eval()
-    return {"test_l1_error": round((model(hide_lower_half(x)) - x).abs().mean().item(), 4)}
+    return {"test_l1_error": round((model(task(x)) - x).abs().mean().item(), 4)}
 
 
 @torch.no_grad()
-def _denoising(parts: dict, conditional: bool = False, latents: bool = False) -> dict:
-    """Algorithm 1's loss of the averaged (EMA) weights on test digits, with fixed t and noise."""
+def _upscaler(parts: dict) -> dict:
+    """PSNR and Frechet distance of the upscaled 7 x 7 test digits (lesson 8)."""
+    x, _ = _test_digits()
+    model = parts["model"].eval()
+    out = (model.generator if hasattr(model, "generator") else model)(downscale(x))
+    return {"test_psnr_db": round(psnr(out, x), 2), "frechet_distance_500": round(frechet_distance(out, x), 1)}
+
+
+def _sr3(parts: dict) -> dict:
+    x, y = _test_digits(100)
+    out = sr3_upscale(parts["ema"].eval(), DiffusionSchedule(), downscale(x), generator=torch.Generator().manual_seed(0))
+    return {"test_psnr_db_100": round(psnr(out, x), 2), "class_accuracy_100": round(class_accuracy(out, y), 3)}
+
+
+@torch.no_grad()
+def _denoising(parts: dict, conditional: bool = False, latents: bool = False, small: bool = False) -> dict:
+    """Algorithm 1's loss of the averaged (EMA) weights on test digits (shrunk to 7 x 7 when `small`), with fixed t
+    and noise."""
     x, y = _test_digits()
+    x = downscale(x) if small else x
     if latents:  # lesson 6 scales latents by 1 / their std over the training digits
         autoencoder = load(recipes.LATENT_AE.name)["model"]
         _, scale = encode_dataset(autoencoder, load_dataset("mnist", "train", source="bundled"))
@@ -223,6 +242,16 @@ def _catalogue() -> dict[str, Entry]:
     for recipe, steps, method in ((R.FLOW, 8, "heun"), (R.REFLOW, 2, "euler"), (R.DISTILL, 1, "euler")):
         entries[recipe.name] = Entry(lambda recipe=recipe: {"ema": built(recipe)},
                                      functools.partial(_flow, steps=steps, method=method))
+    # lesson 8
+    for recipe in (R.SR_MSE, R.SRGAN_FT):
+        entries[recipe.name] = Entry(lambda recipe=recipe: {"model": built(recipe)}, _upscaler)
+    entries[R.SR3.name] = Entry(lambda: {"ema": built(R.SR3)}, _sr3)
+    entries[R.BASE_7.name] = Entry(lambda: {"ema": built(R.BASE_7)},
+                                   lambda p: _denoising(p, conditional=True, small=True))
+    entries[R.SKETCH.name] = Entry(lambda: {"model": built(R.SKETCH)}, functools.partial(_pix2pix, task=sketch))
+    for recipe in (R.COLOUR, R.COLOUR_L1):
+        entries[recipe.name] = Entry(lambda recipe=recipe: {"model": built(recipe)},
+                                     functools.partial(_pix2pix, task=to_grey, colour=True))
     entries[R.CFG_FLOW.name] = Entry(lambda: {"ema": built(R.CFG_FLOW)},
                                      functools.partial(_flow, steps=8, method="heun", conditional=True))
     for recipe in (R.TOY_GAN, R.TOY_WGAN_GP):
