@@ -311,6 +311,16 @@ assert spread > 0.01, "the samples should differ"
 assert psnr(average, truth[:6]) > psnr(one, truth[:6]) and sharpness(average) < sharpness(one)
 
 # %% [markdown]
+# All the answers side by side: move the slider from method to method over the same eight inputs.
+
+# %%
+answers = {"input (7 x 7)": torch.nn.functional.interpolate(low[:8], scale_factor=4, mode="nearest"),
+           "bicubic": upscale_bicubic(low[:8]), "SRResNet (MSE)": mse_out[:8], "SRGAN": gan_out[:8],
+           "SR3": sr3_out[:8], "truth": truth[:8]}
+FrameScrubber(list(answers.values()), values=list(answers), description="method",
+              captions=[f"{name}: PSNR {psnr(images, truth[:8]):.1f} dB" for name, images in answers.items()], start=0)
+
+# %% [markdown]
 # ## 5. A cascade: a small model, then super-resolution
 #
 # Cascaded diffusion (lecture 004; Imagen, DALL·E 2) splits generation: a base model draws a small image, and

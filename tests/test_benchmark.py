@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from course_lib.config import one_thread
+from course_lib.data import load_dataset
+from course_lib.superres import downscale
 from course_lib.tools import benchmark, results_table
 
 
@@ -79,6 +81,24 @@ def test_smoke_run_scores_the_conditional_models_by_class(smoke_run):
     assert p2p["fd2_l1_only"] > 0 and 0 <= p2p["upper_half_accuracy"] <= 1  # the ceiling of pix2pix's class accuracy
 
 
+def test_smoke_run_super_resolves_the_test_digits_in_order(smoke_run):
+    results = json.loads((smoke_run / "results.json").read_text())
+    test_x, test_y = load_dataset("mnist", "test", source="bundled").tensors
+    for name in ("sr_mse", "srgan", "sr3"):
+        r = results[name]
+        assert r["status"] == "ok" and r["psnr_db"] > 0 and -1 <= r["ssim"] <= 1, name
+        with np.load(smoke_run / f"{name}.npz") as npz:
+            assert npz["images"].shape == (N_SCORED, 1, 28, 28) and npz["inputs"].shape == (N_SCORED, 1, 7, 7)
+            assert np.array_equal(npz["targets"], test_x[:N_SCORED].numpy()), name  # the split's order
+            assert np.array_equal(npz["labels"], test_y[:N_SCORED].numpy()), name
+            assert np.allclose(npz["inputs"], downscale(test_x[:N_SCORED]).numpy()), name
+    cascade = results["cascade"]
+    assert cascade["status"] == "ok" and 0 <= cascade["class_accuracy"] <= 1 and cascade["base_train_seconds"] > 0
+    with np.load(smoke_run / "cascade.npz") as npz:
+        assert npz["images"].shape == (N_SCORED, 1, 28, 28) and "inputs" not in npz
+        assert np.bincount(npz["labels"], minlength=10).tolist() == [N_SCORED // 10] * 10
+
+
 def test_smoke_run_writes_images_in_range(smoke_run):
     with np.load(smoke_run / "ae.npz") as npz:
         images = npz["images"]
@@ -102,7 +122,8 @@ def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke
     text = results_table.table(json.loads((smoke_run / "results.json").read_text()))
     lines = text.splitlines()
     assert lines[11].startswith("| stylegan | smoke |") and lines[12].startswith("| flow | smoke |")
-    assert lines[13].startswith("| flow_fast | smoke |") and lines[14] == ""  # then the two FD curves, compared
+    assert lines[13].startswith("| flow_fast | smoke |") and lines[14].startswith("| sr_mse | smoke |")
+    assert lines[17].startswith("| cascade | smoke |") and lines[18] == ""  # then the two FD curves, compared
     assert lines[-1].startswith("At equal training time (") and "dcgan" in lines[-1] and "stylegan" in lines[-1]
     assert lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
     assert "second network's FD" in lines[0] and lines[0].count("|") == lines[2].count("|")

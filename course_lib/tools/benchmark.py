@@ -42,6 +42,7 @@ from ..recipes import lesson_settings
 from ..training import EMA, Callback, CosineSchedule, fit
 from ..vae import negative_elbo
 from .benchmark_flow import train_flow, train_flow_fast
+from .benchmark_restoration import train_cascade, train_sr3, train_sr_mse, train_srgan
 from .setups import Trained, Unfinished, dcgan_setup, ddpm_setup, finished, vae_setup
 from .train_classifier import UPPER_HALF_EPOCHS, upper_half_accuracy
 
@@ -325,7 +326,8 @@ def train_ldm(profile: str, device: torch.device, n_scored: int | None = None) -
 
 BUILT = {"ae": train_ae, "vae": train_vae, "dcgan": train_dcgan, "ddpm": train_ddpm, "cgan": train_cgan,
          "cvae": train_cvae, "pix2pix": train_pix2pix, "cfg": train_cfg, "ldm": train_ldm,
-         "stylegan": train_stylegan, "flow": train_flow, "flow_fast": train_flow_fast}
+         "stylegan": train_stylegan, "flow": train_flow, "flow_fast": train_flow_fast, "sr_mse": train_sr_mse,
+         "srgan": train_srgan, "sr3": train_sr3, "cascade": train_cascade}
 NAMES = list(BUILT)
 
 
@@ -378,6 +380,8 @@ def _benchmark(name: str, profile: str, device: torch.device, out: Path, n_score
     arrays = {"images": images.numpy().astype(np.float32)}
     if labels is not None:
         arrays["labels"] = labels.numpy().astype(np.int64)
+    if trained.arrays is not None:
+        arrays.update({key: value.numpy() for key, value in trained.arrays(len(images)).items()})
     np.savez_compressed(out / f"{name}.npz", **arrays)
     scores = quality_report(images, labels, name=name)
     return {

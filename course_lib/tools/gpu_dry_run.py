@@ -54,6 +54,7 @@ from ..training import EMA, CosineSchedule, fit
 from ..vae import vae_step
 from .step_memory import peak_memory
 from . import dry_runs_flow as flows
+from . import dry_runs_restoration as restore
 from .setups import Setup, dcgan_setup, ddpm_setup
 
 PROFILE = "gpu"
@@ -279,6 +280,7 @@ DRY_RUNS = (
     *(DryRun("score_and_flow", name, (R,), flows.digit_flow(R), settings_name=key) for name, R, key in (
         ("flow U-Net", recipes.FLOW, "flow"), ("reflow U-Net", recipes.REFLOW, "reflow"),
         ("distilled U-Net", recipes.DISTILL, "distill"), ("guided flow U-Net", recipes.CFG_FLOW, "cfg_flow"))),
+    *(DryRun("restoration", **run) for run in restore.RUNS),
 )
 
 # Recipes with nothing for a dry run to find: SinGAN learns from one picture at the same sizes in every profile (the

@@ -41,6 +41,7 @@ class Trained:
     n_params: int
     train_seconds: float
     extra: dict = field(default_factory=dict)  # model-specific numbers, e.g. a VAE's test negative ELBO
+    arrays: Callable[[int], dict] | None = None  # more arrays for NAME.npz given n, e.g. a super-resolver's inputs
 
 
 class Unfinished(Exception):

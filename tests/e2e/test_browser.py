@@ -445,3 +445,33 @@ def test_lesson_9_langevin_sde_flow_and_guidance_scrubbers_respond(browser, lab,
         assert (moved - first) * direction > 0, f"{name}: the slider went the wrong way ({first:g} -> {moved:g})"
         scrubber.screenshot(path=shots / f"lesson9_{name}_1.png")
     page.close()
+
+
+def test_lesson_8_method_strength_and_mask_scrubbers_respond(browser, lab, shots):
+    page = run_all(browser, lab, "08_restoration_and_editing.ipynb", timeout_s=300)
+    scrubbers = page.locator(".widget-vbox:has(.widget-play)")
+    assert scrubbers.count() == 3  # the methods side by side, SDEdit's strength, RePaint's mask
+    # (name, what the slider opens at, a pattern the caption must match there and after a drag to the right)
+    cases = [("method", "input (7 x 7)", r"^input \(7 x 7\): PSNR [\d.]+ dB"),
+             ("strength", "0.5", r"^strength 0.5: FD \d+"),
+             ("mask", "lower half", r"\(lower half\)$")]
+    for i, (name, opens_at, pattern) in enumerate(cases):
+        scrubber = scrubbers.nth(i)
+        scrubber.scroll_into_view_if_needed()
+        scrubber.screenshot(path=shots / f"lesson8_{name}_0.png")
+        assert readout(scrubber) == opens_at, f"the {name} slider opens at {readout(scrubber)!r}, not {opens_at!r}"
+        assert any(re.search(pattern, t) for t in scrubber.locator(".widget-label").all_inner_texts()), name
+        before = image_src(scrubber)
+        drag(page, scrubber.locator(".ui-slider-handle, .noUi-handle").first, 200)
+        assert wait_for_new_image(scrubber, before) != before, f"moving the {name} slider did not change the frame"
+        moved = readout(scrubber)
+        assert moved != opens_at, f"the {name} slider did not move"
+        start = time.time()  # the caption follows the readout once the kernel has drawn the frame
+        while not any(moved.split()[0] in t for t in scrubber.locator(".widget-label").all_inner_texts()) \
+                and time.time() - start < 10:
+            time.sleep(0.1)
+        assert any(moved.split()[0] in t for t in scrubber.locator(".widget-label").all_inner_texts()), (
+            f"the {name} slider reads {moved!r} but the caption says "
+            f"{scrubber.locator('.widget-label').all_inner_texts()}")
+        scrubber.screenshot(path=shots / f"lesson8_{name}_1.png")
+    page.close()
