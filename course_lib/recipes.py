@@ -280,6 +280,9 @@ SKETCH = Pix2PixRecipe("restoration/sketch", lambda s: Pix2Pix(), lr=1e-3)
 COLOUR = Pix2PixRecipe("restoration/colour", lambda s: Pix2Pix(Pix2PixGenerator(out_channels=3),
                                                                PatchDiscriminator(in_channels=4)), lr=1e-3)
 COLOUR_L1 = dataclasses.replace(COLOUR, name="restoration/colour_l1", adversarial=False)
+WATERMARK = Pix2PixRecipe("restoration/watermark", lambda s: Pix2Pix(Pix2PixGenerator(in_channels=3, out_channels=3),
+                                                                     PatchDiscriminator(in_channels=6)), lr=1e-3)
+WATERMARK_L1 = dataclasses.replace(WATERMARK, name="restoration/watermark_l1", adversarial=False)
 
 # Lesson 9: scores and flows. The digit flow is lesson 4's U-Net and training (Adam 1e-3, EMA 0.995, bfloat16 where the
 # CPU has it, the same epochs and batch size), with the flow-matching loss instead of the noise-prediction loss, so

@@ -109,21 +109,21 @@ _SETTINGS = {
                                          ("cfg_flow", 5, 128))),
     },
     # lesson 8: SRResNet (MSE), SRGAN (fine-tuned from it), SR3 (`channels`: lesson 4's U-Net), the cascade's 7 x 7
-    # base model, and three pix2pix translations (sketch -> digit, grey -> colour, L1 only vs with the GAN loss);
-    # `ddim_steps` are SR3's and SDEdit's sampling steps; `n_sampled` images score each row of a table
+    # base model, and pix2pix translations (sketch -> digit; grey -> colour and stamped -> clean, L1 only vs with the
+    # GAN loss); `ddim_steps` are SR3's and SDEdit's sampling steps; `n_sampled` images score each row of a table
     "restoration": {
         "smoke": LessonSettings(n_train=1024, n_test=200, epochs=2, batch_size=32, channels=(8, 16, 16),
                                 ddim_steps=(10,), n_sampled=60,
                                 per_model=(("sr_mse", 2, 64), ("srgan", 1, 64), ("sr3", 1, 32), ("base", 2, 32),
-                                           ("sketch", 1, 64), ("colour", 1, 64))),
+                                           ("sketch", 1, 64), ("colour", 1, 64), ("watermark", 1, 64))),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=10, batch_size=32, channels=(16, 32, 64),
                               ddim_steps=(50,), n_sampled=300,
                               per_model=(("sr_mse", 10, 64), ("srgan", 4, 64), ("sr3", 10, 32), ("base", 30, 32),
-                                         ("sketch", 8, 64), ("colour", 8, 64))),
+                                         ("sketch", 8, 64), ("colour", 8, 64), ("watermark", 8, 64))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=10, batch_size=128, channels=(32, 64, 128),
                               ddim_steps=(50,), n_sampled=1000,
                               per_model=(("sr_mse", 10, 128), ("srgan", 4, 128), ("sr3", 10, 128), ("base", 20, 128),
-                                         ("sketch", 5, 128), ("colour", 5, 128))),
+                                         ("sketch", 5, 128), ("colour", 5, 128), ("watermark", 5, 128))),
     },
     # lesson 6: the autoencoder and the latent U-Net (`channels`); the pixel model it is compared with uses lesson 5's
     "latent_diffusion": {

@@ -292,3 +292,66 @@ class PointScrubber(FrameScrubber):
 def _readout(value) -> str:
     """A frame's quantity as the slider shows it: 525, 0.5, 1e-05."""
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class MaskPainter:
+    """Choose which part of some images is hidden, by clicking the cells of a grid (each cell is a block of pixels)
+    or picking a preset (rounded to the grid: a cell mostly hidden in it is hidden), then press the button: `fill(mask)` gets the mask (1, 1, H, W), 1 = known, 0 = to fill, and
+    returns the filled images, shown under the masked inputs (hidden pixels in mid grey). The fill runs only on the
+    button, so clicking cells costs nothing.
+
+    >>> painter = MaskPainter(torch.zeros(2, 1, 28, 28), lambda mask: torch.ones(2, 1, 28, 28) * mask)
+    >>> painter.buttons[0].value = True   # hide the top-left 4 x 4 block
+    >>> float(painter.mask()[0, 0, :4, :4].sum()), float(painter.mask().sum())
+    (0.0, 768.0)
+    >>> painter.run.click(); painter.status.value
+    'filled 16 of 784 pixels'
+    """
+
+    def __init__(self, images: torch.Tensor, fill: Callable[[torch.Tensor], torch.Tensor], cells: int = 7,
+                 presets: dict[str, torch.Tensor] | None = None, scale: int = 3):
+        height = images.shape[-1]
+        if height % cells:
+            raise ValueError(f"The grid's {cells} cells must split the {height}-pixel image evenly; use cells=7 or 14.")
+        self.images, self.fill, self.cells, self.block, self.scale = images, fill, cells, height // cells, scale
+        self.presets = dict(presets or {})
+        px = f"{round(26 * zoom())}px"
+        self.buttons = [widgets.ToggleButton(value=False, layout=widgets.Layout(width=px, height=px))
+                        for _ in range(cells * cells)]
+        grid = widgets.GridBox(self.buttons, layout=widgets.Layout(grid_template_columns=f"repeat({cells}, {px})"))
+        self.preset = widgets.Dropdown(options=["(click the cells)", *self.presets], description="preset")
+        self.preset.observe(self._apply_preset, names="value")
+        self.run = widgets.Button(description="fill the hidden cells", button_style="primary")
+        self.run.on_click(self._fill)
+        self.status = widgets.Label(value="click cells to hide them, then fill")
+        self.image = widgets.Image(value=self._render(self.images * self.mask() + 0.5 * (1 - self.mask())),
+                                   format="png")
+        self.widget = widgets.HBox([widgets.VBox([self.preset, grid, self.run, self.status]), self.image])
+
+    def mask(self) -> torch.Tensor:
+        """(1, 1, H, W): 1 where the pixel is known, 0 in the cells switched on."""
+        hidden = torch.tensor([b.value for b in self.buttons], dtype=torch.float32).view(1, 1, self.cells, self.cells)
+        return 1 - hidden.repeat_interleave(self.block, dim=2).repeat_interleave(self.block, dim=3)
+
+    def _apply_preset(self, change) -> None:
+        mask = self.presets.get(change["new"])
+        if mask is None:
+            return
+        cells = torch.nn.functional.avg_pool2d(mask.float().view(1, 1, *mask.shape[-2:]), self.block)[0, 0]
+        for button, known in zip(self.buttons, cells.flatten().tolist()):
+            button.value = known < 0.5  # a cell mostly hidden in the preset is hidden here
+
+    def _fill(self, _=None) -> None:
+        mask = self.mask()
+        masked = self.images * mask + 0.5 * (1 - mask)
+        filled = self.fill(mask).detach().cpu()
+        self.image.value = self._render(torch.cat([masked, filled]))
+        self.status.value = f"filled {int((mask == 0).sum())} of {mask.numel()} pixels"
+
+    def _render(self, images: torch.Tensor) -> bytes:
+        return to_png(torch.from_numpy(image_grid(images, nrow=len(self.images))), round(self.scale * zoom()))
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

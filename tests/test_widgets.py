@@ -6,7 +6,7 @@ import torch
 
 from course_lib.autoencoders import MLPAutoencoder
 from course_lib.plotting import to_png
-from course_lib.widgets import LatentExplorer
+from course_lib.widgets import LatentExplorer, MaskPainter
 
 
 @pytest.fixture
@@ -219,3 +219,28 @@ def test_point_scrubber_refuses_frames_that_are_not_points_in_the_plane():
         PointScrubber([torch.zeros(5, 3)])
     with pytest.raises(ValueError, match=r"frame 1 is \(4, 1, 28, 28\)"):
         PointScrubber([torch.zeros(5, 2), torch.zeros(4, 1, 28, 28)])
+
+
+def test_mask_painter_hides_the_clicked_cells_and_fills_only_on_the_button():
+    images = torch.rand(3, 1, 28, 28)
+    calls = []
+
+    def fill(mask):
+        calls.append(mask.clone())
+        return images * mask  # the hidden pixels come back black
+
+    preset = torch.ones(1, 1, 28, 28)
+    preset[..., 16:, :] = 0  # on the grid of 4-pixel cells (a preset off the grid is rounded to it)
+    painter = MaskPainter(images, fill, presets={"lower rows": preset})
+    first = painter.image.value
+    painter.buttons[8].value = True  # row 1, column 1: pixels 4..7 x 4..7
+    mask = painter.mask()
+    assert mask.shape == (1, 1, 28, 28) and mask[0, 0, 4:8, 4:8].sum() == 0 and mask.sum() == 784 - 16
+    assert not calls and painter.image.value == first  # clicking costs nothing
+    painter.run.click()
+    assert len(calls) == 1 and torch.equal(calls[0], mask) and painter.image.value != first
+    assert painter.status.value == "filled 16 of 784 pixels"
+    painter.preset.value = "lower rows"  # a preset switches its cells on and the others off
+    assert torch.equal(painter.mask(), preset)
+    with pytest.raises(ValueError, match="cells=7"):
+        MaskPainter(images, fill, cells=5)

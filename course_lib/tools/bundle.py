@@ -33,7 +33,7 @@ from ..conditional import GuidedModel, class_grid_labels, cvae_loss
 from ..data import load_dataset, to_grey
 from ..diffusion import DiffusionSchedule, diffusion_loss
 from ..diffusion_theory import GaussianMixture2D
-from ..editing import sketch
+from ..editing import sketch, stamp
 from ..flow import sample_flow
 from ..latent_diffusion import encode_dataset
 from ..metrics import class_accuracy, frechet_distance
@@ -252,6 +252,9 @@ def _catalogue() -> dict[str, Entry]:
     for recipe in (R.COLOUR, R.COLOUR_L1):
         entries[recipe.name] = Entry(lambda recipe=recipe: {"model": built(recipe)},
                                      functools.partial(_pix2pix, task=to_grey, colour=True))
+    for recipe in (R.WATERMARK, R.WATERMARK_L1):
+        entries[recipe.name] = Entry(lambda recipe=recipe: {"model": built(recipe)}, functools.partial(
+            _pix2pix, task=lambda y: stamp(y, torch.Generator().manual_seed(0)), colour=True))
     entries[R.CFG_FLOW.name] = Entry(lambda: {"ema": built(R.CFG_FLOW)},
                                      functools.partial(_flow, steps=8, method="heun", conditional=True))
     for recipe in (R.TOY_GAN, R.TOY_WGAN_GP):

@@ -8,7 +8,7 @@ from .. import recipes
 from ..conditional import GuidedModel, cfg_step
 from ..data import paint_digits, to_grey
 from ..diffusion import DiffusionSchedule, ddim_sample
-from ..editing import sketch
+from ..editing import sketch, stamp
 from ..metrics import digit_classifier
 from ..pix2pix import Pix2PixStep
 from ..superres import PerceptualFeatures, SRGANStep, downscale, sr3_step, sr3_upscale, sr_mse_step
@@ -66,12 +66,13 @@ def base(s, device, digits):
 
 
 def translation(R: recipes.Pix2PixRecipe):
-    """pix2pix from sketches to digits, or from grey to colour (on colour digits painted from the given ones)."""
+    """pix2pix from sketches to digits, from grey to colour, or from stamped to clean (on colour digits painted from
+    the given ones)."""
 
     def build(s, device, digits):
         model = R.build(s).to(device)
         colour = R is not recipes.SKETCH
-        task = to_grey if colour else sketch
+        task = {recipes.SKETCH: sketch, recipes.COLOUR: to_grey}.get(R, lambda y: stamp(y, torch.Generator()))
         data = digits
         if colour:
             attributes = torch.tensor([[i % 8, 0, i % 2, 0] for i in range(len(digits))])  # every ink, both sizes
@@ -93,4 +94,6 @@ RUNS = (
          settings_name="sketch"),
     dict(name="pix2pix, grey -> colour (and L1 only)", recipes=(recipes.COLOUR, recipes.COLOUR_L1),
          build=translation(recipes.COLOUR), settings_name="colour", sample_shape=(3, 28, 28)),
+    dict(name="pix2pix, stamped -> clean (and L1 only)", recipes=(recipes.WATERMARK, recipes.WATERMARK_L1),
+         build=translation(recipes.WATERMARK), settings_name="watermark", sample_shape=(3, 28, 28)),
 )

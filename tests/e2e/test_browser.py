@@ -453,7 +453,7 @@ def test_lesson_8_method_strength_and_mask_scrubbers_respond(browser, lab, shots
     assert scrubbers.count() == 3  # the methods side by side, SDEdit's strength, RePaint's mask
     # (name, what the slider opens at, a pattern the caption must match there and after a drag to the right)
     cases = [("method", "input (7 x 7)", r"^input \(7 x 7\): PSNR [\d.]+ dB"),
-             ("strength", "0.5", r"^strength 0.5: FD \d+"),
+             ("strength", "0.3", r"^strength 0.3: FD \d+"),
              ("mask", "lower half", r"\(lower half\)$")]
     for i, (name, opens_at, pattern) in enumerate(cases):
         scrubber = scrubbers.nth(i)
@@ -474,4 +474,15 @@ def test_lesson_8_method_strength_and_mask_scrubbers_respond(browser, lab, shots
             f"the {name} slider reads {moved!r} but the caption says "
             f"{scrubber.locator('.widget-label').all_inner_texts()}")
         scrubber.screenshot(path=shots / f"lesson8_{name}_1.png")
+    painter = page.locator(".widget-hbox:has(.widget-toggle-button)").last  # click cells, then fill them
+    painter.scroll_into_view_if_needed()
+    before = image_src(painter)
+    cells = painter.locator(".widget-toggle-button")
+    assert cells.count() == 49
+    for i in (16, 17, 23, 24):  # four cells in the middle
+        cells.nth(i).click()
+    painter.locator("button", has_text="fill the hidden cells").click()
+    assert wait_for_new_image(painter, before, timeout_s=60) != before, "pressing fill did not draw the fill"
+    assert "filled 64 of 784 pixels" in painter.inner_text()
+    painter.screenshot(path=shots / "lesson8_mask_painter.png")
     page.close()
