@@ -118,7 +118,7 @@ _SETTINGS = {
                                            ("sketch", 1, 64), ("colour", 1, 64), ("watermark", 1, 64))),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=10, batch_size=32, channels=(16, 32, 64),
                               ddim_steps=(50,), n_sampled=300,
-                              per_model=(("sr_mse", 10, 64), ("srgan", 4, 64), ("sr3", 10, 32), ("base", 15, 64),
+                              per_model=(("sr_mse", 10, 64), ("srgan", 4, 64), ("sr3", 10, 32), ("base", 25, 64),
                                          ("sketch", 8, 64), ("colour", 6, 64), ("watermark", 6, 64))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=10, batch_size=128, channels=(32, 64, 128),
                               ddim_steps=(50,), n_sampled=1000,
