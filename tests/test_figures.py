@@ -48,6 +48,13 @@ def test_lesson_7_figures_draw_from_its_bundled_weights(tmp_path):
         assert grey.shape[1] > 400 and grey.std() > 10, (path.name, grey.shape)
 
 
+def test_lesson_8_figures_draw_from_its_bundled_weights(tmp_path):
+    for path in figures.make(["08_sr_rows", "08_sr3_samples", "08_cascade"], tmp_path):
+        with Image.open(path) as image:
+            grey = np.asarray(image.convert("L"), dtype=float)
+        assert grey.shape[1] > 400 and grey.std() > 10, (path.name, grey.shape)
+
+
 def test_lesson_9_figures_draw_from_exact_scores_and_its_bundled_weights(tmp_path):
     for path in figures.make(["09_sde_vs_ode", "09_toy_reflow", "09_flow_digits"], tmp_path):
         with Image.open(path) as image:

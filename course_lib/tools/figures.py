@@ -19,6 +19,7 @@ from ..data import load_dataset
 from ..plotting import image_grid, latent_scatter
 from .bundle import load
 from .figures_lesson7 import FIGURES as LESSON_7  # lesson 7's figures live in their own module
+from .figures_lesson8 import FIGURES as LESSON_8  # and lesson 8's
 from .figures_lesson9 import FIGURES as LESSON_9  # and lesson 9's
 
 FIGS = Path(__file__).resolve().parents[2] / "slides" / "figs"
@@ -381,6 +382,7 @@ FIGURES = {
     "05_cfg_scales": cfg_scales,
     "06_latents": latents, "06_ldm_samples": ldm_samples,
     **LESSON_7,
+    **LESSON_8,
     **LESSON_9,
 }
 
