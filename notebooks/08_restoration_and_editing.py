@@ -498,6 +498,7 @@ show_rows({"input": hide_lower_half(truth[:12]), "RePaint": repainted[:12], "pix
            "truth": truth[:12]})
 plt.show()
 assert inpaint_rows["RePaint (lesson 4's DDPM)"]["upper half changed"] < 1e-6  # the known pixels are kept exactly
+assert inpaint_rows["pix2pix (lesson 5)"]["upper half changed"] > 0.05  # pix2pix redraws the known half too
 
 # %% [markdown]
 # Read the table across: which completion keeps the digit's class more often, which looks more like real digits, and
