@@ -155,9 +155,14 @@ def load_dataset(name: str = "mnist", split: str = "train", n: int | None = None
 
 
 def _colour_attributes(n: int, split: str) -> torch.Tensor:
-    """(n, 4) attribute indices, the same on every machine: ink uniform, then a background among those it may be
-    drawn on (DRAWN_PAIRS), size uniform, position uniform for small digits and "centre" for large ones."""
-    g = torch.Generator().manual_seed(COLOUR_SEEDS[split])
+    """(n, 4) attribute indices of a split, the same on every machine (drawn from the split's fixed seed)."""
+    return draw_colour_attributes(n, torch.Generator().manual_seed(COLOUR_SEEDS[split]))
+
+
+def draw_colour_attributes(n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 4) attribute indices drawn from `generator`: ink uniform, then a background among those it may be drawn
+    on (DRAWN_PAIRS), size uniform, position uniform for small digits and "centre" for large ones."""
+    g = generator
     ink = torch.randint(len(INK_COLOURS), (n,), generator=g)
     background = torch.multinomial(DRAWN_PAIRS[ink].float(), 1, generator=g).squeeze(1)
     size = torch.randint(len(SIZES), (n,), generator=g)
