@@ -41,8 +41,8 @@ TEMPLATES = (
      (" {position}", "position")),
     (("{numeral}", None), (", {ink} ink", "ink"), (", {size}", "size"), (", {background} background", "background"),
      (", {position_short}", "position")),
-    (("the digit {digit}", None), (" written in {ink}", "ink"), (" on {background}", "background"), (", {size}", "size"),
-     (" {position}", "position")),
+    (("the digit", None), (" {digit}", "digit"), (" written in {ink}", "ink"), (" on {background}", "background"),
+     (", {size}", "size"), (" {position}", "position")),
     (("a", None), (" {ink}", "ink"), (" {numeral}", None), (" {position}", "position"), (", {size}", "size"),
      (", with a {background} background", "background")),
 )
@@ -93,9 +93,10 @@ def words(text: str) -> list[str]:
     found = [SYNONYMS.get(w, w) for w in re.findall(r"[a-z0-9]+", text.lower())]
     unknown = [w for w in found if w not in WORD_ID or w in (PAD, EMPTY)]  # the markers are no words to type
     if unknown:
-        hints = [f"{w!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(w, VOCABULARY, 1))
+        typeable = [w for w in [*VOCABULARY, *SYNONYMS] if w not in (PAD, EMPTY)]  # no hint to type a marker
+        hints = [f"{w!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(w, typeable, 1))
                  else repr(w) for w in unknown]
-        known = ", ".join(w for w in [*VOCABULARY, *SYNONYMS] if w not in (PAD, EMPTY))
+        known = ", ".join(typeable)
         raise ValueError(f"Unknown word(s) {', '.join(hints)}. The models only know these words: {known}.")
     if len(found) > MAX_WORDS:
         raise ValueError(f"The caption has {len(found)} words; the models read at most {MAX_WORDS}. Say less, "
@@ -165,3 +166,23 @@ def captioned_digits(split: str = "train", n: int | None = None, copies: int = 1
     texts = random_captions(labels, attributes, g)
     return TensorDataset(torch.cat(images), labels, attributes, tokenize(texts)), texts
 
+
+
+def prompts_for(n: int, held_out: bool = False, template: int = 0) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """`n` captions naming a digit and an ink, cycling through the (digit, ink) pairs seen in training (or only the
+    HELD_OUT ones): (captions, digits asked for (n,), ink indices asked for (n,)).
+
+    >>> prompts_for(3)[0]
+    ['a red zero', 'an orange one', 'a yellow two']
+    >>> prompts_for(2, held_out=True)[0]
+    ['a green seven', 'a red two']
+    """
+    pairs = [(d, INKS.index(i)) for d, i in HELD_OUT] if held_out else [
+        (d, i) for i in range(len(INKS)) for d in range(10) if (d, INKS[i]) not in HELD_OUT]
+    if not held_out:  # digit and ink both change from one caption to the next
+        pairs = sorted(pairs, key=lambda p: ((p[1] - p[0]) % len(INKS), p[0]))
+    chosen = [pairs[k % len(pairs)] for k in range(n)]
+    digits = torch.tensor([d for d, _ in chosen])
+    inks = torch.tensor([i for _, i in chosen])
+    texts = [caption(d, [i, 0, 0, 0], template, mention=("digit", "ink")) for d, i in chosen]
+    return texts, digits, inks

@@ -89,11 +89,14 @@ def latent_scatter(z: torch.Tensor, labels: torch.Tensor | None = None, ax=None,
 
 
 def to_png(image: torch.Tensor, scale: int = 8) -> bytes:
-    """One image (1, H, W) or (H, W) in [0, 1] as PNG bytes, enlarged `scale` times with crisp pixels."""
+    """One image in [0, 1] as PNG bytes, enlarged `scale` times with crisp pixels: grey (1, H, W) or (H, W), or
+    colour (3, H, W) or (H, W, 3) (what `image_grid` gives for colour images)."""
     array = (image.detach().float().cpu().clamp(0, 1).squeeze().numpy() * 255).round().astype(np.uint8)
-    if array.ndim != 2:
-        raise ValueError(f"to_png takes one grey image, got shape {tuple(image.shape)}.")
-    pil = Image.fromarray(array)  # uint8 (H, W) -> grey "L" image
+    if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
+        array = array.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
+    if array.ndim != 2 and not (array.ndim == 3 and array.shape[-1] == 3):
+        raise ValueError(f"to_png takes one grey or RGB image, got shape {tuple(image.shape)}.")
+    pil = Image.fromarray(array)  # uint8 (H, W) -> grey "L" image, (H, W, 3) -> "RGB"
     pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
     pil.save(buffer, format="PNG")

@@ -49,9 +49,11 @@ from .singan import SinGAN, terrain_image
 from .stylegan import StyleGenerator
 from .superres import SRGAN, SRResNet
 from .toy2d import CoverageLog, toy_loader
+from .text2image import MiniCLIP, TextUNet
 from .training import fit
 from .unet import UNet
 from .vae import ConvVAE, MLPVAE
+from .vqvae import VQVAE, CodePrior
 
 # ---------------------------------------------------------------- recipes: what to build, and how it is trained
 
@@ -295,6 +297,17 @@ FLOW = FlowRecipe("score_and_flow/flow", lambda s: FlowNet(UNet(channels=s.chann
 REFLOW = FlowRecipe("score_and_flow/reflow", lambda s: FlowNet(UNet(channels=s.channels)), lr=2e-4)
 DISTILL = FlowRecipe("score_and_flow/distill", lambda s: FlowNet(UNet(channels=s.channels)), lr=2e-4)
 CFG_FLOW = FlowRecipe("score_and_flow/cfg_flow", lambda s: FlowNet(UNet(channels=s.channels, num_classes=10)), lr=1e-3)
+
+# Lesson 10: text to image. One VQ-VAE (256 codes on a 14 x 14 grid) serves both routes: its codes for the transformer
+# prior (DALL-E 1's recipe), its encoder's latents for the cross-attention U-Net (latent diffusion with a VQ-regularised
+# autoencoder); the U-Net predicts v as SR3 does, with the plain loss, captions dropped one time in ten
+VQ_T2I = Recipe("text_to_image/vqvae", lambda s: VQVAE(num_codes=256, code_dim=4, width=32), lr=2e-3)
+# the prior's width follows the lesson's U-Net widths (64 in `cpu`): its 212-token sequences make it the slowest to train
+CODE_PRIOR = Recipe("text_to_image/prior", lambda s: CodePrior(num_codes=256, dim=2 * s.channels[0],
+                                                               layers=4 if s.channels[0] >= 64 else 2), lr=2e-3)
+MINI_CLIP = Recipe("text_to_image/clip", lambda s: MiniCLIP(dim=64), lr=1e-3)
+T2I_UNET = DiffusionRecipe("text_to_image/unet", lambda s: TextUNet(channels=s.channels), lr=1e-3, min_snr_gamma=None)
+VQ_BETA = 0.25  # the commitment loss's weight (the VQ-VAE paper's)
 
 
 def every_recipe() -> dict[str, Recipe]:

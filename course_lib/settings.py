@@ -26,6 +26,7 @@ class LessonSettings:
     ddim_steps: tuple[int, ...] = ()  # lessons 4 and 9: the sampling steps compared in a table
     n_sampled: int = 0  # lessons 4-6: digits sampled for each row of a comparison table
     per_model: tuple[tuple[str, int, int], ...] = ()  # lessons with several models: (name, epochs, batch size)
+    copies: int = 1  # lesson 10: how many times each training digit is painted (new colours, size, place, caption)
 
     def for_model(self, name: str) -> tuple[int, int]:
         """(epochs, batch size) of model `name` in a lesson that trains several; the lesson's own otherwise.
@@ -133,6 +134,20 @@ _SETTINGS = {
                               n_sampled=300, per_model=(("autoencoder", 20, 64), ("latent", 40, 32))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(64, 128, 128),
                               n_sampled=1000, per_model=(("autoencoder", 10, 128), ("latent", 20, 128))),
+    },
+    # lesson 10: the VQ-VAE, the code prior (a transformer), the miniature CLIP and the text-conditioned latent U-Net
+    # (`channels`); each digit painted `copies` times; `ddim_steps` are the U-Net's sampling steps; `n_sampled`
+    # images per row of the prompt-following tables
+    "text_to_image": {
+        "smoke": LessonSettings(n_train=1024, n_test=200, epochs=1, batch_size=64, channels=(8, 16, 16),
+                                ddim_steps=(5,), n_sampled=40, copies=2,
+                                per_model=(("vqvae", 1, 64), ("prior", 1, 64), ("clip", 1, 128), ("unet", 1, 64))),
+        "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=10, batch_size=64, channels=(32, 64, 96),
+                              ddim_steps=(30,), n_sampled=300, copies=3,
+                              per_model=(("vqvae", 5, 64), ("prior", 3, 64), ("clip", 3, 128), ("unet", 10, 64))),
+        "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=20, batch_size=128, channels=(64, 128, 192),
+                              ddim_steps=(50,), n_sampled=1000, copies=2,
+                              per_model=(("vqvae", 5, 128), ("prior", 10, 128), ("clip", 5, 256), ("unet", 20, 128))),
     },
 }
 LESSONS = tuple(_SETTINGS)

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .captions import EMPTY, MAX_WORDS, VOCABULARY, WORD_ID, drop_captions
-from .diffusion import DiffusionSchedule, q_sample
+from .captions import EMPTY, MAX_WORDS, VOCABULARY, WORD_ID, drop_captions, tokenize
+from .diffusion import DiffusionSchedule, ddim_sample, q_sample
 from .fastpath import fast_autocast
-from .nets import device_of
+from .nets import device_of, evaluating
 from .superres import eps_from_v, v_target
 from .unet import ResBlock, Upsample, downsample, group_norm, sinusoidal_embedding
 
@@ -258,3 +258,31 @@ class TextGuidedModel(nn.Module):
                 v_c, v_u = self.model(torch.cat([z, z]), torch.cat([t, t]), torch.cat([tokens, empty])).float().chunk(2)
                 v = v_u + self.w * (v_c - v_u)  # guidance is linear, so guiding v guides eps alike
         return eps_from_v(self.schedule, z, t, v)  # the samplers take eps
+
+
+@torch.no_grad()
+def encode_latents(vqvae, images: torch.Tensor, scale: float | None = None,
+                   batch_size: int = 500) -> tuple[torch.Tensor, float]:
+    """(The VQ-VAE encoder's latents of `images` times `scale`, scale): by default scale = 1 / std of the latents,
+    so that they have unit spread, as the forward process expects (lesson 6's scale). Decode samples with
+    `vqvae.decode_latents(z / scale)`."""
+    with evaluating(vqvae):
+        z = torch.cat([vqvae.encode(x).cpu() for x in images.split(batch_size)])
+    scale = 1.0 / z.std().item() if scale is None else scale
+    return z * scale, scale
+
+
+@torch.no_grad()
+def draw_from_text(unet: TextUNet, vqvae, schedule: DiffusionSchedule, scale: float, captions: list[str],
+                   w: float = 3.0, steps: int = 30, seed: int = 0) -> torch.Tensor:
+    """Images (N, 3, 28, 28) for `captions`: guided DDIM on the latents from seeded noise, then the VQ-VAE's decoder.
+
+        images = draw_from_text(ema.model, vqvae, schedule, scale, ["a red seven"] * 8, w=3.0)
+    """
+    tokens = tokenize(captions)
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(len(tokens), *unet.latent_shape, generator=generator)
+    z, _ = ddim_sample(TextGuidedModel(unet, schedule, tokens, w), schedule, noise=noise, steps=steps,
+                       image_range=False, clip=None, shape=unet.latent_shape)
+    with evaluating(vqvae):
+        return vqvae.decode_latents(z / scale).cpu()

@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .captions import EMPTY, MAX_WORDS, VOCABULARY, WORD_ID, drop_captions
+from .captions import EMPTY, MAX_WORDS, VOCABULARY, WORD_ID, drop_captions, tokenize
 from .data import check_batch
+from .fastpath import fast_autocast
 from .nets import device_of, evaluating
 from .unet import group_norm
 
@@ -230,13 +231,15 @@ class CodePrior(nn.Module):
         return self.head(self.norm(h[:, MAX_WORDS:]))  # (B, n, K)
 
 
-def prior_step(p_uncond: float = 0.1, generator: torch.Generator | None = None):
+def prior_step(p_uncond: float = 0.1, generator: torch.Generator | None = None, fast: bool = True):
     """A step function for `fit` on (tokens, codes) batches: cross-entropy of each code given the caption and the
-    codes before it; captions are dropped with probability `p_uncond` (for guidance when sampling)."""
+    codes before it; captions are dropped with probability `p_uncond` (for guidance when sampling). `fast`: the
+    device's fast autocast (bfloat16 on CPUs that have it)."""
 
     def step(model: CodePrior, batch):
         tokens, codes = batch[0], batch[1].flatten(1)
-        logits = model(drop_captions(tokens, p_uncond, generator), codes)
+        with fast_autocast(codes.device, enabled=fast):
+            logits = model(drop_captions(tokens, p_uncond, generator), codes).float()
         return {"loss": F.cross_entropy(logits.reshape(-1, model.num_codes), codes.reshape(-1).to(logits.device))}
 
     return step
@@ -244,7 +247,7 @@ def prior_step(p_uncond: float = 0.1, generator: torch.Generator | None = None):
 
 @torch.no_grad()
 def sample_codes(prior: CodePrior, tokens: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                 guidance: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                 guidance: float = 1.0, generator: torch.Generator | None = None, fast: bool = True) -> torch.Tensor:
     """Draw code grids (B, 14, 14) one code at a time for captions `tokens` (B, 16): 196 passes of the transformer.
     `guidance` > 1 pushes the logits away from the caption-free ones (classifier-free guidance on logits)."""
     device = device_of(prior)
@@ -256,14 +259,27 @@ def sample_codes(prior: CodePrior, tokens: torch.Tensor, temperature: float = 1.
         for _ in range(prior.grid ** 2):
             # one placeholder code at the end: position n predicts code n from the codes before it
             grow = torch.cat([codes, torch.zeros(len(codes), 1, dtype=torch.long, device=device)], 1)
-            if guidance == 1.0:
-                logits = prior(tokens, grow)[:, -1]
-            else:
-                cond, uncond = prior(torch.cat([tokens, empty]), torch.cat([grow, grow]))[:, -1].chunk(2)
-                logits = uncond + guidance * (cond - uncond)
+            with fast_autocast(device, enabled=fast):
+                if guidance == 1.0:
+                    logits = prior(tokens, grow)[:, -1].float()
+                else:
+                    cond, uncond = prior(torch.cat([tokens, empty]), torch.cat([grow, grow]))[:, -1].float().chunk(2)
+                    logits = uncond + guidance * (cond - uncond)
             logits = logits / max(temperature, 1e-6)
             if top_k:
                 logits = logits.masked_fill(logits < logits.topk(top_k, 1).values[:, -1:], -float("inf"))
             probs = logits.softmax(1).cpu()
             codes = torch.cat([codes, torch.multinomial(probs, 1, generator=generator).to(device)], 1)
     return codes.view(-1, prior.grid, prior.grid)
+
+
+@torch.no_grad()
+def draw_from_codes(prior: CodePrior, vqvae: VQVAE, captions: list[str], guidance: float = 1.0,
+                    temperature: float = 1.0, top_k: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Images (N, 3, 28, 28) for `captions`: codes drawn one by one by the prior (`sample_codes`), then decoded.
+
+        images = draw_from_codes(prior, vqvae, ["a red seven"] * 8)
+    """
+    codes = sample_codes(prior, tokenize(captions), temperature, top_k, guidance, torch.Generator().manual_seed(seed))
+    with evaluating(vqvae):
+        return vqvae.decode_codes(codes).cpu()

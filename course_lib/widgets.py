@@ -14,6 +14,7 @@ scrubber: the same over clouds of points in the plane (Langevin dynamics, a flow
 """
 
 import math
+import time
 from typing import Callable
 
 import ipywidgets as widgets
@@ -350,6 +351,58 @@ class MaskPainter:
 
     def _render(self, images: torch.Tensor) -> bytes:
         return to_png(torch.from_numpy(image_grid(images, nrow=len(self.images))), round(self.scale * zoom()))
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class PromptBox:
+    """Type a caption, see a grid of images drawn for it: `draw(caption, w, seed)` returns images (N, C, H, W) in
+    [0, 1]. Pressing Enter, the button, or letting go of the guidance slider or the seed draws again; a caption the
+    models cannot read (an unknown word) is answered in the status line with what they do know, and the last
+    images stay.
+
+    >>> from course_lib.captions import words  # refuses unknown words
+    >>> box = PromptBox(lambda caption, w, seed: torch.full((len(words(caption)), 3, 28, 28), w / 10))
+    >>> box.caption.value = "a red seven"; box.status.value
+    "'a red seven', w = 3, seed 0: 3 images in 0.0 s"
+    >>> box.caption.value = "a red sevn"; box.status.value[:25]
+    "Unknown word(s) 'sevn' (d"
+    """
+
+    def __init__(self, draw: Callable[[str, float, int], torch.Tensor], caption: str = "", w: float = 3.0,
+                 w_max: float = 8.0, seed: int = 0, scale: int = 4):
+        self.draw, self.scale = draw, scale
+        self.caption = widgets.Text(value=caption, placeholder="a small red seven on the left", description="caption",
+                                    continuous_update=False, layout=widgets.Layout(width="420px"))
+        self.w = widgets.FloatSlider(value=w, min=0.0, max=w_max, step=0.5, description="guidance w",
+                                     continuous_update=False)
+        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="seed",
+                                           layout=widgets.Layout(width="160px"))
+        self.button = widgets.Button(description="draw", button_style="primary")
+        self.status = widgets.Label(value="type a caption and press Enter")
+        self.image = widgets.Image(format="png")
+        for control in (self.caption, self.w, self.seed):
+            control.observe(self._draw, names="value")
+        self.button.on_click(self._draw)
+        self.widget = widgets.VBox([widgets.HBox([self.caption, self.button]), widgets.HBox([self.w, self.seed]),
+                                    self.status, self.image])
+        if caption:
+            self._draw()
+
+    def _draw(self, _=None) -> None:
+        text, w, seed = self.caption.value, float(self.w.value), int(self.seed.value)
+        start = time.perf_counter()
+        try:
+            images = self.draw(text, w, seed).detach().cpu()
+        except ValueError as error:  # an unknown word, or a caption too long: say what the models know
+            self.status.value = str(error)
+            return
+        self.image.value = to_png(torch.from_numpy(image_grid(images, nrow=len(images))), round(self.scale * zoom()))
+        self.status.value = (f"{text!r}, w = {w:g}, seed {seed}: {len(images)} images in "
+                             f"{time.perf_counter() - start:.1f} s")
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -26,6 +26,8 @@ from course_lib.flow import sample_flow
 from course_lib.recipes import REFLOW
 from course_lib.exercises.lesson9_score_and_flow import (euler_sample_solution, flow_loss_solution, heun_step_solution,
                                                          langevin_step_solution, score_solution)
+from course_lib.exercises.lesson10_text_to_image import (clip_loss_solution, cross_attention_solution,
+                                                         vector_quantize_solution)
 
 REPAINT_STEPS, REPAINT_RESAMPLE = (inspect.signature(repaint).parameters[p].default for p in ("steps", "resample"))
 
@@ -37,6 +39,8 @@ NAMES = (  # the exercises the notebooks call, in lesson order
     "latent_decode", "decode_when", "adain", "fade_in", "mode_seeking", "psi_zero",
     "identity_level", "psnr", "pixel_shuffle", "psnr_paradox", "sdedit_start", "repaint_merge", "repaint_calls",
     "score_from_eps", "langevin_step", "flow_loss", "euler_sampler", "heun_step", "one_step_nfe",
+    "vq_quantize", "clip_loss", "cross_attention", "code_bits", "perplexity", "caption_dropout", "prior_passes",
+    "held_out",
 )
 
 RIGHT_ANSWERS = {
@@ -91,6 +95,14 @@ RIGHT_ANSWERS = {
     "heun_step": heun_step_solution,
     "one_step_nfe": sample_flow(lambda x, t: 0 * x, noise=torch.zeros(1, 2), steps=REFLOW.pair_solver[1],
                                 method=REFLOW.pair_solver[0], image_range=False)[1].nfe,  # the calls that made the pairs
+    "vq_quantize": vector_quantize_solution,
+    "clip_loss": clip_loss_solution,
+    "cross_attention": cross_attention_solution,
+    "code_bits": 14 * 14 * 8,  # 196 codes, each one of 256: 8 bits
+    "perplexity": 2**1.5,  # usage (1/2, 1/4, 1/4): entropy 1.5 bits
+    "caption_dropout": "b",
+    "prior_passes": "b",
+    "held_out": "b",
 }
 
 
@@ -296,8 +308,22 @@ MISTAKES_SCORE_AND_FLOW = [
     ("one_step_nfe", REFLOW.pair_solver[1], "counts the steps"),
 ]  # more of lesson 9's in tests/test_exercises_lesson9.py
 
+MISTAKES_TEXT_TO_IMAGE = [
+    ("vq_quantize", lambda z_e, codebook: (lambda z_q, codes: (z_q.detach(), codes))(
+        *vector_quantize_solution(z_e, codebook)), "no gradient reaches the encoder"),
+    ("clip_loss", lambda i, t, s: torch.nn.functional.cross_entropy(s.exp() * i @ t.T, torch.arange(len(i))),
+     "only one direction"),
+    ("cross_attention", lambda q, k, v, pad: (q @ k.transpose(-2, -1)).masked_fill(pad[:, None], -float("inf"))
+     .softmax(-1) @ v, "not scaled"),
+    ("code_bits", 196, "counts the codes"),
+    ("perplexity", 3, "not equally often"),
+    ("caption_dropout", "a", "not thinned"),
+    ("prior_passes", "a", "size is not what stops it"),
+    ("held_out", "c", "training split only"),
+]  # more of lesson 10's in tests/test_exercises_lesson10.py
+
 MISTAKES = (MISTAKES_1_2 + MISTAKES_GAN_THEORY + MISTAKES_DIFFUSION + MISTAKES_CONDITIONAL + MISTAKES_LATENT
-            + MISTAKES_GAN_ARCHITECTURES + MISTAKES_RESTORATION + MISTAKES_SCORE_AND_FLOW)
+            + MISTAKES_GAN_ARCHITECTURES + MISTAKES_RESTORATION + MISTAKES_SCORE_AND_FLOW + MISTAKES_TEXT_TO_IMAGE)
 
 
 @pytest.mark.parametrize("name, answer, hint", MISTAKES)

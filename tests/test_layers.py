@@ -11,12 +11,12 @@ PACKAGE = ROOT / "course_lib"
 
 # Bottom to top. A module may import from its own layer and every layer below it, never from one above.
 LAYERS = [
-    ("bottom", {"config", "nets", "data"}),
+    ("bottom", {"config", "nets", "data", "captions"}),
     ("training", {"training", "checkpoints", "fastpath", "pretrained"}),
     ("models", {"autoencoders", "vae", "gans", "toy2d", "diffusion", "unet", "conditional", "pix2pix",
                 "latent_diffusion", "classifiers", "stylegan", "progressive", "gan_variants", "singan",
-                "diffusion_theory", "flow", "scores", "superres", "editing"}),
-    ("measures", {"metrics", "patches"}),
+                "diffusion_theory", "flow", "scores", "superres", "editing", "vqvae", "text2image"}),
+    ("measures", {"metrics", "patches", "prompt_following"}),
     ("recipes", {"settings", "recipes"}),
     ("ui", {"plotting", "liveplot", "widgets", "gan_dashboard"}),
     ("lesson support", {"lesson", "exercises"}),

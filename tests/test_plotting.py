@@ -29,7 +29,7 @@ def test_to_png_is_an_enlarged_crisp_image(shape):
 
 
 def test_to_png_refuses_a_batch():
-    with pytest.raises(ValueError, match="one grey image"):
+    with pytest.raises(ValueError, match="one grey or RGB image"):
         to_png(torch.rand(2, 1, 28, 28))
 
 

@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (imported to register their exercises, in lesson 
     lesson7_gan_architectures,
     lesson8_restoration,
     lesson9_score_and_flow,
+    lesson10_text_to_image,
 )
 
 __all__ = ["EXERCISES", "Exercise", "check", "passed", "register", "solution"]

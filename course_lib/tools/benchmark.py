@@ -6,7 +6,7 @@
 Writes `OUT/results.json` (per model: profile, device, training seconds, seconds to sample 100 images, parameters,
 and the quality scores of `course_lib.metrics`; every Frechet distance `fd...` comes with `fd2...`, the same distance
 in the second feature network, to cross-check it) and `OUT/NAME.npz` with `images` (N x 1 x 28 x 28, float32 in
-[0, 1]) and, for conditional models, `labels` (the class asked for). Turn results.json into the README's table with
+[0, 1]; lesson 10's `t2i`: N x 3 x 28 x 28 colour) and, for conditional models, `labels` (the class asked for). Turn results.json into the README's table with
 `python -m course_lib.tools.results_table OUT/results.json`.
 
 Only a finished training is a result. A model whose training stopped early (a NaN loss, the GAN guard) is written as
@@ -43,6 +43,7 @@ from ..training import EMA, Callback, CosineSchedule, fit
 from ..vae import negative_elbo
 from .benchmark_flow import train_flow, train_flow_fast
 from .benchmark_restoration import train_cascade, train_sr3, train_sr_mse, train_srgan
+from .benchmark_text_to_image import train_t2i
 from .setups import Trained, Unfinished, dcgan_setup, ddpm_setup, finished, vae_setup
 from .train_classifier import UPPER_HALF_EPOCHS, upper_half_accuracy
 
@@ -327,7 +328,7 @@ def train_ldm(profile: str, device: torch.device, n_scored: int | None = None) -
 BUILT = {"ae": train_ae, "vae": train_vae, "dcgan": train_dcgan, "ddpm": train_ddpm, "cgan": train_cgan,
          "cvae": train_cvae, "pix2pix": train_pix2pix, "cfg": train_cfg, "ldm": train_ldm,
          "stylegan": train_stylegan, "flow": train_flow, "flow_fast": train_flow_fast, "sr_mse": train_sr_mse,
-         "srgan": train_srgan, "sr3": train_sr3, "cascade": train_cascade}
+         "srgan": train_srgan, "sr3": train_sr3, "cascade": train_cascade, "t2i": train_t2i}
 NAMES = list(BUILT)
 
 
@@ -381,9 +382,12 @@ def _benchmark(name: str, profile: str, device: torch.device, out: Path, n_score
     if labels is not None:
         arrays["labels"] = labels.numpy().astype(np.int64)
     if trained.arrays is not None:
-        arrays.update({key: value.numpy() for key, value in trained.arrays(len(images)).items()})
+        arrays.update({key: value if isinstance(value, np.ndarray) else value.numpy()
+                       for key, value in trained.arrays(len(images)).items()})
     np.savez_compressed(out / f"{name}.npz", **arrays)
-    scores = quality_report(images, labels, name=name)
+    scores = quality_report(trained.grey(images) if trained.grey else images, labels, name=name)
+    if trained.scores is not None:
+        scores.update(trained.scores(images, labels))
     return {
         "status": "ok",
         "profile": profile,

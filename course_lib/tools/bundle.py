@@ -46,12 +46,14 @@ from ..superres import downscale, psnr, sr3_upscale
 from ..toy2d import CoverageLog, mode_coverage
 from ..training import Snapshots
 from ..vae import negative_elbo
+from . import bundle_text_to_image as t2i
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {"autoencoders": "01_autoencoders", "vae": "02_variational_autoencoders", "gan": "03_gans",
              "diffusion": "04_diffusion", "conditional": "05_conditional_models",
              "latent_diffusion": "06_latent_diffusion", "gan_architectures": "07_gan_architectures",
-             "restoration": "08_restoration_and_editing", "score_and_flow": "09_score_and_flow"}
+             "restoration": "08_restoration_and_editing", "score_and_flow": "09_score_and_flow",
+             "text_to_image": "10_text_to_image"}
 OUT = Path("runs") / "pretrained"  # the executed notebooks (and, by default, the float32 copies) go here
 
 # ------------------------------------------------------------------ how each bundled model is measured
@@ -257,6 +259,10 @@ def _catalogue() -> dict[str, Entry]:
             _pix2pix, task=lambda y: stamp(y, torch.Generator().manual_seed(0)), colour=True))
     entries[R.CFG_FLOW.name] = Entry(lambda: {"ema": built(R.CFG_FLOW)},
                                      functools.partial(_flow, steps=8, method="heun", conditional=True))
+    # lesson 10 (measured in bundle_text_to_image); the text U-Net bundles its averaged weights only
+    for recipe, measure_ in ((R.VQ_T2I, t2i.vqvae), (R.CODE_PRIOR, t2i.prior), (R.MINI_CLIP, t2i.clip)):
+        entries[recipe.name] = Entry(lambda recipe=recipe: {"model": built(recipe)}, measure_)
+    entries[R.T2I_UNET.name] = Entry(lambda: {"ema": built(R.T2I_UNET)}, t2i.unet)
     for recipe in (R.TOY_GAN, R.TOY_WGAN_GP):
         for seed in R.TOY_SEEDS:  # `train_toy_gan` bundles one run per seed
             entries[f"{recipe.name}_seed{seed}"] = Entry(

@@ -21,6 +21,7 @@ from .bundle import load
 from .figures_lesson7 import FIGURES as LESSON_7  # lesson 7's figures live in their own module
 from .figures_lesson8 import FIGURES as LESSON_8  # and lesson 8's
 from .figures_lesson9 import FIGURES as LESSON_9  # and lesson 9's
+from .figures_lesson10 import FIGURES as LESSON_10  # and lesson 10's
 
 FIGS = Path(__file__).resolve().parents[2] / "slides" / "figs"
 DPI = 150
@@ -384,6 +385,7 @@ FIGURES = {
     **LESSON_7,
     **LESSON_8,
     **LESSON_9,
+    **LESSON_10,
 }
 
 

@@ -42,6 +42,8 @@ class Trained:
     train_seconds: float
     extra: dict = field(default_factory=dict)  # model-specific numbers, e.g. a VAE's test negative ELBO
     arrays: Callable[[int], dict] | None = None  # more arrays for NAME.npz given n, e.g. a super-resolver's inputs
+    grey: Callable[[torch.Tensor], torch.Tensor] | None = None  # colour samples -> grey digits, for the digit scores
+    scores: Callable[[torch.Tensor, torch.Tensor], dict] | None = None  # more scores of the samples and their labels
 
 
 class Unfinished(Exception):

@@ -486,3 +486,41 @@ def test_lesson_8_method_strength_and_mask_scrubbers_respond(browser, lab, shots
     assert "filled 64 of 784 pixels" in painter.inner_text()
     painter.screenshot(path=shots / "lesson8_mask_painter.png")
     page.close()
+
+
+def test_lesson_10_prompt_box_draws_what_is_typed(browser, lab, shots):
+    page = run_all(browser, lab, "10_text_to_image.ipynb", timeout_s=300)
+    box = page.locator(".widget-vbox:has(button:has-text('draw'))").last
+    box.scroll_into_view_if_needed()
+    status = box.locator(".widget-label").last
+    assert "a small green four at the bottom" in status.inner_text(), status.inner_text()
+    box.screenshot(path=shots / "lesson10_prompt_box_0.png")
+    caption = box.locator("input[type='text']").first
+    before = image_src(box)
+    caption.fill("a purple 2 on maroon")
+    caption.press("Enter")
+    assert wait_for_new_image(box, before, timeout_s=60) != before, "a new caption did not draw new images"
+    assert "'a purple 2 on maroon'" in status.inner_text(), status.inner_text()
+    box.screenshot(path=shots / "lesson10_prompt_box_1.png")
+    before = image_src(box)
+    caption.fill("a purpel 2")  # a misspelt word: answered with the vocabulary, the images stay
+    caption.press("Enter")
+    start = time.time()
+    while "Unknown word" not in status.inner_text() and time.time() - start < 30:
+        time.sleep(0.2)
+    assert "did you mean 'purple'" in status.inner_text(), status.inner_text()
+    assert image_src(box) == before
+    caption.fill("a purple 2")
+    caption.press("Enter")
+    assert wait_for_new_image(box, before, timeout_s=60) != before
+    before = image_src(box)
+    drag(page, box.locator(".ui-slider-handle, .noUi-handle").first, 120)  # more guidance
+    assert wait_for_new_image(box, before, timeout_s=60) != before, "moving the guidance slider did not draw again"
+    w = float(readout(box))
+    assert w > 3.0, f"the guidance slider reads {w} after a drag to the right"
+    start = time.time()  # the status line follows once the kernel has drawn
+    while f"w = {w:g}," not in status.inner_text() and time.time() - start < 30:
+        time.sleep(0.2)
+    assert f"w = {w:g}," in status.inner_text(), (w, status.inner_text())
+    box.screenshot(path=shots / "lesson10_prompt_box_2.png")
+    page.close()
