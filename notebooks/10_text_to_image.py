@@ -367,7 +367,7 @@ live = LivePlot(keys=["loss"], title="latent diffusion with text",
 history = train_or_load(R.name, lambda: fit(unet, make_loader(TensorDataset(latents, tokens), batch_size),
                                             t2i_step(schedule, R.p_uncond), torch.optim.Adam(unet.parameters(), lr=R.lr),
                                             epochs, device=device, callbacks=[ema, live]),
-                        show=live, ema=ema)  # as in lessons 4-9, the averaged weights are the ones bundled
+                        show=live, ema=ema.model)  # as in lessons 4-9, the averaged weights are the ones bundled
 first, last = early_late(history.steps["loss"])
 print(f"{history.epoch} epochs in {history.seconds:.0f} s; loss {first:.3f} -> {last:.3f}")
 assert last < first

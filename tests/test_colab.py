@@ -58,4 +58,4 @@ def test_a_non_github_url_is_a_clear_error():
 
 def test_readme_lists_a_badge_per_lesson():
     block = re.search(r"<!-- colab:start -->(.*?)<!-- colab:end -->", (colab.ROOT / "README.md").read_text(), re.S)
-    assert block and block.group(1).count("colab-badge.svg") == len(colab.notebook_sources()) == 9
+    assert block and block.group(1).count("colab-badge.svg") == len(colab.notebook_sources()) == 10

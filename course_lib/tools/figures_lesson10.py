@@ -2,9 +2,10 @@
 `course_lib.tools.figures` lists them with the other lessons' and draws them
 (`python -m course_lib.tools.figures --only 10_`).
 
-Each function draws one figure; every number a figure prints is measured here. The captions and the quantiser's toy
-need no trained model; the others load the bundled `text_to_image/*` weights into the networks that the recipes build
-at the build profile's sizes, as the lesson does with `USE_PRETRAINED = True`.
+Each function draws one figure, with the lesson's own calls and seeds where the notebook has them (`draw_from_codes`
+without guidance, `draw_from_text` at w = 3, the latents scaled by `encode_latents` over the training pictures);
+every number a figure prints is measured here. The captions and the quantiser's toy need no trained model; the
+others load the bundled `text_to_image/*` weights into the networks the recipes build at the build profile's sizes.
 """
 
 import functools
@@ -17,19 +18,19 @@ import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
 
 from .. import recipes
-from ..captions import BACKS, HELD_OUT, INKS, TEMPLATES, VOCABULARY, caption, captioned_digits, tokenize, words
+from ..captions import BACKS, HELD_OUT, INKS, TEMPLATES, VOCABULARY, caption, captioned_digits, prompts_for, tokenize
+from ..captions import words
 from ..data import POSITIONS, SIZES
-from ..diffusion import DiffusionSchedule, ddim_sample
-from ..latent_diffusion import encode_dataset
+from ..diffusion import DiffusionSchedule
 from ..plotting import image_grid, show_images
 from ..pretrained import BUILD_PROFILE, load_into
 from ..prompt_following import read_attributes
-from ..text2image import TextGuidedModel
+from ..text2image import draw_from_text, encode_latents
 from ..training import EMA
-from ..vqvae import VectorQuantizer, dead_codes, encode_codes, perplexity, sample_codes
+from ..vqvae import VectorQuantizer, dead_codes, draw_from_codes, encode_codes, perplexity
 from .figures_lesson7 import _slide_text  # the same larger font: these figures too are shown at about half size
 
-W = 3.0  # the guidance scale of the samples shown (both routes), unless a figure varies it
+W = 3.0  # the notebook's guidance scale for latent diffusion (its code prior samples without guidance)
 
 
 def _settings():
@@ -39,7 +40,7 @@ def _settings():
 
 def _bundled(recipe, ema: bool = False) -> torch.nn.Module:
     """The network `recipe` builds at the build profile's sizes, with its bundled weights (the averaged copy if
-    `ema`), in eval mode."""
+    `ema`, the one the lesson samples with), in eval mode."""
     model = recipe.build(_settings())
     parts = {"model": model, **({"ema": EMA(model, decay=recipe.ema_decay)} if ema else {})}
     load_into(recipe.name, **parts)
@@ -49,21 +50,28 @@ def _bundled(recipe, ema: bool = False) -> torch.nn.Module:
 _vqvae = functools.cache(lambda: _bundled(recipes.VQ_T2I))
 _prior = functools.cache(lambda: _bundled(recipes.CODE_PRIOR))
 _clip = functools.cache(lambda: _bundled(recipes.MINI_CLIP))
-_unet = functools.cache(lambda: _bundled(recipes.T2I_UNET, ema=True))  # the averaged weights, as the lesson samples
+_unet = functools.cache(lambda: _bundled(recipes.T2I_UNET, ema=True))
 
 
 @functools.cache
 def _latent_scale() -> float:
-    """1 / std of the VQ-VAE encoder's outputs over the training pictures, as the lesson scales its latents."""
-    train, _ = captioned_digits("train", copies=_settings().copies, source="bundled")
-    return encode_dataset(_vqvae(), train)[1]
+    """1 / std of the VQ-VAE encoder's outputs over the lesson's training pictures (`encode_latents`)."""
+    S = _settings()
+    train, _ = captioned_digits("train", n=S.n_train, copies=S.copies, source="bundled")
+    return encode_latents(_vqvae(), train.tensors[0])[1]
 
 
 @functools.cache
 def _test():
-    """The test split's captioned digits: (images, labels, attributes, tokens), captions."""
+    """The lesson's test pictures: (images, labels, attributes, tokens), captions."""
     data, texts = captioned_digits("test", n=_settings().n_test, source="bundled")
     return data.tensors, texts
+
+
+def _diffuse(texts: list[str], w: float = W, seed: int = 0) -> torch.Tensor:
+    """The notebook's latent diffusion samples: guided DDIM at its step count, decoded by the VQ-VAE."""
+    return draw_from_text(_unet(), _vqvae(), DiffusionSchedule(T=recipes.T2I_UNET.T), _latent_scale(), texts, w=w,
+                          steps=_settings().ddim_steps[0], seed=seed)
 
 
 def _prompt(digit: int, ink=None, background=None, size=None, position=None, template: int = 0):
@@ -85,26 +93,14 @@ def _follows(read: dict[str, torch.Tensor], asked: dict[str, torch.Tensor]) -> t
     return torch.stack([(read[k] == wanted) | (wanted < 0) for k, wanted in asked.items()]).all(0)
 
 
-def _diffuse(texts: list[str], w: float, noise: torch.Tensor) -> torch.Tensor:
-    """Colour images for captions `texts` from the latent U-Net, guided with scale w, from the latent `noise`."""
-    schedule = DiffusionSchedule(T=recipes.T2I_UNET.T)
-    guided = TextGuidedModel(_unet(), schedule, tokenize(texts), w)
-    z, _ = ddim_sample(guided, schedule, noise=noise, steps=_settings().ddim_steps[-1], shape=tuple(noise.shape[1:]),
-                       image_range=False, clip=None)
-    return _vqvae().decode_latents(z / _latent_scale())
-
-
-def _noise(n: int, seed: int) -> torch.Tensor:
-    return torch.randn(n, *_unet().latent_shape, generator=torch.Generator().manual_seed(seed))
-
-
-def _prior_images(texts: list[str], seed: int, w: float = W) -> torch.Tensor:
-    codes = sample_codes(_prior(), tokenize(texts), guidance=w, generator=torch.Generator().manual_seed(seed))
-    return _vqvae().decode_codes(codes)
-
-
 def _held_out(asked: dict) -> bool:
     return (asked["digit"], INKS[asked["ink"]] if asked["ink"] >= 0 else None) in HELD_OUT
+
+
+# the notebook's four captions of sections 3 and 5, and the first two held-out pairs (`prompts_for(2, held_out=True)`)
+PROMPTS = [_prompt(7, "red"), _prompt(3, "yellow", size="small", position="left"),
+           _prompt(0, "cyan", "navy", template=2), _prompt(4, "white", "maroon", template=3),
+           _prompt(7, "green"), _prompt(2, "red")]
 
 
 # ------------------------------------------------------------------ 1. captioned colour digits
@@ -116,7 +112,7 @@ def captioned_digits_figure():
     data, texts = captioned_digits("train", n=12, source="bundled")
     images, labels, attributes = data.tensors[:3]
     fig = plt.figure(figsize=(15, 6.4))
-    grid = fig.add_gridspec(2, 6, hspace=0.55, bottom=0.27, top=0.88)
+    grid = fig.add_gridspec(2, 6, hspace=0.55, left=0.01, right=0.99, bottom=0.27, top=0.82)
     for i in range(12):
         ax = fig.add_subplot(grid[i // 6, i % 6])
         show_images(images[i:i + 1], nrow=1, ax=ax)
@@ -253,18 +249,16 @@ def code_grid():
 @_slide_text
 @torch.no_grad()
 def clip_similarity():
-    (x, _, _, tokens), texts = _test()
+    """Section 4's retrieval test: 200 test pictures against the full captions of the same 200."""
+    (x, y, a, _), _ = _test()
+    k, pool = 6, 200
+    full = [caption(int(d), r, template=0) for d, r in zip(y[:pool], a[:pool])]
+    key = torch.cat([y[:pool, None], a[:pool]], 1)
+    same = (key[:, None] == key[None]).all(2)  # (picture, caption): the caption describes the picture exactly
     clip = _clip()
-    images, captions = clip.embed_images(x), clip.embed_text(tokens)
-    batch = _settings().for_model("clip")[1]
-    hits_i, hits_t, n = 0, 0, len(x) // batch * batch
-    for start in range(0, n, batch):
-        s = images[start:start + batch] @ captions[start:start + batch].T
-        own = torch.arange(len(s))
-        hits_i += (s.argmax(1) == own).sum().item()
-        hits_t += (s.argmax(0) == own).sum().item()
-    k = 6
-    sim = captions[:k] @ images[:k].T  # rows: captions, columns: pictures
+    similarity = clip.embed_images(x[:pool]) @ clip.embed_text(tokenize(full)).T
+    retrieval = same[torch.arange(pool), similarity.argmax(1)].float().mean().item()
+    sim = similarity[:k, :k].T  # rows: captions, columns: pictures
     fig = plt.figure(figsize=(12, 8.4))
     grid = fig.add_gridspec(2, 2, height_ratios=[1, k], width_ratios=[1, 0.04], hspace=0.04, wspace=0.03)
     strip, heat = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
@@ -274,65 +268,33 @@ def clip_similarity():
         for j in range(k):
             heat.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=14,
                       color="w" if sim[i, j] < sim.min() + 0.7 * (sim.max() - sim.min()) else "k")
-    heat.set_yticks(range(k), ["\n".join(textwrap.wrap(t, 26)) for t in texts[:k]], fontsize=13)
+    heat.set_yticks(range(k), ["\n".join(textwrap.wrap(t, 26)) for t in full[:k]], fontsize=13)
     heat.set_xticks([])
-    heat.set_xlabel(f"cosine similarity of each caption (row) with each test picture (column): the diagonal pairs "
-                    f"belong together\nin batches of {batch} test pairs the own caption is the most similar for "
-                    f"{hits_i / n:.1%} of the pictures,\nthe own picture for {hits_t / n:.1%} of the captions "
-                    f"(chance: {1 / batch:.1%})", fontsize=14)
+    heat.set_xlabel(f"cosine similarity of each full caption (row) with each test picture (column)\nof {pool} test "
+                    f"pictures, {retrieval:.1%} find a caption that describes them exactly as the\nmost similar of "
+                    f"the {pool} (chance {same.float().mean().item():.1%})", fontsize=14)
     fig.colorbar(shown, cax=fig.add_subplot(grid[1, 1]))
     return fig
 
 
-@_slide_text
-@torch.no_grad()
-def clip_rerank():
-    prompts = [_prompt(7, "green", template=0), _prompt(3, "white", size="small", position="top", template=0)]
-    fig, axes = plt.subplots(len(prompts), 1, figsize=(15, 4.6))
-    clip, n = _clip(), 10
-    for ax, (text, asked) in zip(axes, prompts):
-        images = _prior_images([text] * n, seed=1)
-        similarity = clip.similarity(images, tokenize([text] * n))
-        order = similarity.argsort(descending=True)
-        follows = _follows(read_attributes(images), {k: torch.full((n,), v) for k, v in asked.items()})
-        show_images(images[order], nrow=n, ax=ax)
-        for j, i in enumerate(order.tolist()):
-            ax.text((j + 0.5) / n, -0.06, f"{similarity[i]:.2f} {'yes' if follows[i] else 'no'}",
-                    transform=ax.transAxes, ha="center", va="top", fontsize=13)
-        held = " (held out of training)" if _held_out(asked) else ""
-        ax.set_title(f"'{text}'{held}: {int(follows.sum())} of {n} show all it asks", fontsize=15)
-    fig.suptitle(f"code prior samples (guidance {W:g}) sorted by MiniCLIP's similarity to the caption, best first;\n"
-                 f"under each: the similarity, and whether the attribute reader finds everything asked for", y=1.02)
-    fig.tight_layout(h_pad=2.5)
-    return fig
-
-
-# ------------------------------------------------------------------ 5. cross-attention, 6. guidance, both routes
+# ------------------------------------------------------------------ 5. cross-attention; 7. prompt following
 
 
 @_slide_text
 @torch.no_grad()
 def cross_attention():
-    prompts = [_prompt(7, "red", "black", "small", "left", template=0), _prompt(2, "yellow", "navy", "large")]
-    texts, _ = _asked(prompts)
-    unet = _unet()
-    layers = [layer for name, layer in unet.attention_layers().items() if name.startswith("7x7")]
-    seen = []
-    schedule = DiffusionSchedule(T=recipes.T2I_UNET.T)
-    guided = TextGuidedModel(unet, schedule, tokenize(texts), W)
-    hook = guided.register_forward_hook(  # the captioned half of the doubled batch comes first
-        lambda *_: seen.append(torch.stack([layer.attention[:len(texts)] for layer in layers]).mean(0)))
+    """Section 5's maps: the 7 x 7 layers' weights on each word at the last sampling step, for its caption and one
+    more."""
+    texts = ["a small red seven on the left", _prompt(2, "yellow", "navy", "large")[0]]
+    layers = [layer for name, layer in _unet().attention_layers().items() if name.startswith("7x7")]
     for layer in layers:
         layer.keep_attention = True
     try:
-        z, _ = ddim_sample(guided, schedule, noise=_noise(len(texts), 3), steps=_settings().ddim_steps[-1],
-                           shape=unet.latent_shape, image_range=False, clip=None)
+        images = _diffuse(texts)
+        attention = sum(layer.attention[:len(texts)] for layer in layers) / len(layers)  # (captions, 49, 16)
     finally:
-        hook.remove()
         for layer in layers:
             layer.keep_attention, layer.attention = False, None
-    images = _vqvae().decode_latents(z / _latent_scale())
-    attention = torch.stack(seen).mean(0)  # (prompts, 49, 16), averaged over the steps and the two layers
     side = int(attention.shape[1] ** 0.5)
     columns = 1 + max(len(words(t)) for t in texts)
     fig, axes = plt.subplots(len(texts), columns, figsize=(2.0 * columns, 2.6 * len(texts)), squeeze=False)
@@ -349,8 +311,8 @@ def cross_attention():
             ax.set_title(f"{word}\n{attention[i, :, j].mean():.2f}", fontsize=14)
         for ax in axes[i, len(said) + 1:]:
             ax.set_axis_off()
-    fig.suptitle(f"where the pixels look: cross-attention at {side} x {side} (the two layers, all "
-                 f"{len(seen)} steps), per word;\nunder the word, its mean weight over the pixels", y=1.0)
+    fig.suptitle(f"where the pixels look: cross-attention at {side} x {side} (the two layers, the last sampling step),"
+                 f" per word;\nunder the word, its mean weight over the pixels", y=1.0)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.78, bottom=0.01, hspace=0.45, wspace=0.08)
     return fig
 
@@ -358,39 +320,37 @@ def cross_attention():
 @_slide_text
 @torch.no_grad()
 def guidance_strip():
-    S = _settings()
-    (_, y, a, _), _ = _test()
-    n, shown = S.n_sampled, 6
-    small = SIZES.index("small")
-    prompts = [_prompt(int(y[i]), INKS[a[i, 0]], BACKS[a[i, 1]], SIZES[a[i, 2]],
-                       POSITIONS[a[i, 3]] if a[i, 2] == small else None, template=i % len(TEMPLATES)) for i in range(n)]
-    texts, asked = _asked(prompts)
-    noise = _noise(n, 0)
+    """Section 7's measure (captions naming a digit and an ink, `prompts_for`, seed 1) over more guidance scales."""
+    n, shown = _settings().n_sampled, 5
+    runs = {"seen": prompts_for(n), "held out": prompts_for(max(n // 3, 8), held_out=True)}
     ws, strip = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0), (0.0, 1.0, 3.0, 8.0)
     fig = plt.figure(figsize=(16, 6.8))
-    grid = fig.add_gridspec(len(strip), 2, width_ratios=[1.3, 1], wspace=0.2, hspace=0.06)
-    shares = {k: [] for k in ("all asked", "digit", "ink", "background", "size", "position")}
+    grid = fig.add_gridspec(len(strip), 2, width_ratios=[1.2, 1], wspace=0.2, hspace=0.06, top=0.84)
+    shares = {f"{k}, {kind}": [] for kind in runs for k in ("all", "digit", "ink")}
     for w in ws:
-        images = _diffuse(texts, w, noise)
-        read = read_attributes(images)
-        shares["all asked"].append(_follows(read, asked).float().mean().item())
-        for k in list(shares)[1:]:
-            shares[k].append((read[k] == asked[k])[asked[k] >= 0].float().mean().item())
-        if w in strip:
-            ax = fig.add_subplot(grid[strip.index(w), 0])
-            show_images(images[:shown], nrow=shown, ax=ax)
-            ax.text(-0.01, 0.5, f"w = {w:g}", transform=ax.transAxes, ha="right", va="center")
-            if w == strip[0]:
-                for j, text in enumerate(texts[:shown]):
-                    ax.text((j + 0.5) / shown, 1.04, "\n".join(textwrap.wrap(text, 18)), transform=ax.transAxes,
-                            ha="center", va="bottom", fontsize=11)
+        for kind, (texts, digits, inks) in runs.items():
+            images = _diffuse(texts, w, seed=1)
+            read = read_attributes(images)
+            hits = {"digit": read["digit"] == digits, "ink": read["ink"] == inks}
+            hits["all"] = hits["digit"] & hits["ink"]
+            for k, hit in hits.items():
+                shares[f"{k}, {kind}"].append(hit.float().mean().item())
+            if w in strip and kind == "seen":
+                ax = fig.add_subplot(grid[strip.index(w), 0])
+                show_images(images[:shown], nrow=shown, ax=ax)
+                ax.text(-0.01, 0.5, f"w = {w:g}", transform=ax.transAxes, ha="right", va="center")
+                if w == strip[0]:
+                    for j, text in enumerate(texts[:shown]):
+                        ax.text((j + 0.5) / shown, 1.04, "\n".join(textwrap.wrap(text, 10)), transform=ax.transAxes,
+                                ha="center", va="bottom", fontsize=12)
     plot = fig.add_subplot(grid[:, 1])
-    for (k, values), marker in zip(shares.items(), "o^sDvx"):
-        plot.plot(ws, values, marker + "-", label=k, linewidth=3 if k == "all asked" else 1.5)
+    for (name, values), style in zip(shares.items(), ("o-", "^-", "s-", "o--", "^--", "s--")):
+        plot.plot(ws, values, style, label=name, color={"a": "C0", "d": "C1", "i": "C2"}[name[0]],
+                  linewidth=3 if name.startswith("all") else 1.5)
     plot.set_xlabel("guidance scale w"), plot.set_ylabel("share of the samples that show it")
-    plot.set_ylim(0, 1.02), plot.set_xticks(ws), plot.legend(loc="best", fontsize=13)
-    plot.set_title(f"read back from {n} samples, one per test caption\n(every attribute named, "
-                   f"{len(TEMPLATES)} phrasings)", fontsize=15)
+    plot.set_ylim(0, 1.02), plot.set_xticks(ws), plot.legend(loc="best", fontsize=12, ncol=2)
+    plot.set_title(f"read back: {len(runs['seen'][0])} seen and {len(runs['held out'][0])} held-out\n(digit, ink) "
+                   f"captions per w", fontsize=15)
     fig.suptitle("latent diffusion: the same noises at every w", x=0.3, y=1.0)
     return fig
 
@@ -398,33 +358,26 @@ def guidance_strip():
 @_slide_text
 @torch.no_grad()
 def two_routes():
-    prompts = [_prompt(7, "red"), _prompt(5, "yellow", "navy", template=2),
-               _prompt(2, "cyan", size="small", position="left", template=3), _prompt(0, "white", "maroon", template=1),
-               _prompt(7, "green"), _prompt(4, "blue", template=2)]
     per = 6
-    texts, asked = _asked([p for p in prompts for _ in range(per)])
+    texts, asked = _asked([p for p in PROMPTS for _ in range(per)])
     runs = {}
-    start = time.perf_counter()
-    runs["code prior"] = _prior_images(texts, seed=0)
-    runs["code prior", "s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    runs["latent diffusion"] = _diffuse(texts, W, _noise(len(texts), 0))
-    runs["latent diffusion", "s"] = time.perf_counter() - start
-    steps, passes = _settings().ddim_steps[-1], _prior().grid ** 2
-    how = {"code prior": f"{passes} transformer passes, guidance {W:g} on the logits",
-           "latent diffusion": f"{steps} DDIM steps, guidance w = {W:g}"}
+    for route, draw in (("code prior", lambda: draw_from_codes(_prior(), _vqvae(), texts, seed=0)),
+                        ("latent diffusion", lambda: _diffuse(texts, W, seed=0))):
+        start = time.perf_counter()
+        runs[route] = draw(), time.perf_counter() - start
+    how = {"code prior": f"{_prior().grid ** 2} transformer passes per picture, no guidance",
+           "latent diffusion": f"{_settings().ddim_steps[0]} DDIM steps, guidance w = {W:g}"}
     fig, axes = plt.subplots(1, 2, figsize=(16, 7.2))
-    for ax, route in zip(axes, ("code prior", "latent diffusion")):
-        images = runs[route]
-        follows = _follows(read_attributes(images), asked).view(len(prompts), per).sum(1)
+    for ax, (route, (images, seconds)) in zip(axes, runs.items()):
+        follows = _follows(read_attributes(images), asked).view(len(PROMPTS), per).sum(1)
         show_images(images, nrow=per, ax=ax)
-        ax.set_title(f"{route}: {how[route]}\n{runs[route, 's']:.1f} s for {len(texts)} pictures; "
+        ax.set_title(f"{route}: {how[route]}\n{seconds:.1f} s for {len(texts)} pictures; "
                      f"{int(follows.sum())} of {len(texts)} show all asked", fontsize=14)
         for i, k in enumerate(follows.tolist()):
-            ax.text(1.01, 1 - (i + 0.5) / len(prompts), f"{k}/{per}", transform=ax.transAxes, va="center")
-    for i, (text, spec) in enumerate(prompts):
+            ax.text(1.01, 1 - (i + 0.5) / len(PROMPTS), f"{k}/{per}", transform=ax.transAxes, va="center")
+    for i, (text, spec) in enumerate(PROMPTS):
         label = "\n".join(textwrap.wrap(text, 24)) + ("\n(held out)" if _held_out(spec) else "")
-        axes[0].text(-0.02, 1 - (i + 0.5) / len(prompts), label, transform=axes[0].transAxes, ha="right",
+        axes[0].text(-0.02, 1 - (i + 0.5) / len(PROMPTS), label, transform=axes[0].transAxes, ha="right",
                      va="center", fontsize=12)
     fig.subplots_adjust(left=0.17, right=0.96, top=0.86, bottom=0.02, wspace=0.12)
     return fig
@@ -432,6 +385,6 @@ def two_routes():
 
 FIGURES = {
     "10_captioned_digits": captioned_digits_figure, "10_vq_idea": vq_idea, "10_vq_reconstructions": vq_reconstructions,
-    "10_code_grid": code_grid, "10_clip_similarity": clip_similarity, "10_clip_rerank": clip_rerank,
-    "10_cross_attention": cross_attention, "10_guidance_strip": guidance_strip, "10_two_routes": two_routes,
+    "10_code_grid": code_grid, "10_clip_similarity": clip_similarity, "10_cross_attention": cross_attention,
+    "10_guidance_strip": guidance_strip, "10_two_routes": two_routes,
 }

@@ -55,6 +55,7 @@ from ..vae import vae_step
 from .step_memory import peak_memory
 from . import dry_runs_flow as flows
 from . import dry_runs_restoration as restore
+from . import dry_runs_text_to_image as text_to_image
 from .setups import Setup, dcgan_setup, ddpm_setup
 
 PROFILE = "gpu"
@@ -281,6 +282,7 @@ DRY_RUNS = (
         ("flow U-Net", recipes.FLOW, "flow"), ("reflow U-Net", recipes.REFLOW, "reflow"),
         ("distilled U-Net", recipes.DISTILL, "distill"), ("guided flow U-Net", recipes.CFG_FLOW, "cfg_flow"))),
     *(DryRun("restoration", **run) for run in restore.RUNS),
+    *(DryRun("text_to_image", **run) for run in text_to_image.RUNS),
 )
 
 # Recipes with nothing for a dry run to find: SinGAN learns from one picture at the same sizes in every profile (the
