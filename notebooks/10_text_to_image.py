@@ -461,6 +461,18 @@ if PROFILE != "smoke":
 # What to read in the table: guidance trades variety for faithfulness, as in lesson 5; the held-out rows show how
 # much each model composes what it saw apart, and the last column what each picture costs.
 #
+# Why is the code prior so far behind? It must get 196 codes right one after the other, and a code drawn wrong stays:
+# no later pass repairs it. A colour is settled by the first few codes, a digit's shape by many. The prior here is
+# small and trained for a few minutes; DALL·E 1's had orders of magnitude more parameters and pictures, and still
+# reranked its samples with CLIP. Diffusion refines the whole picture at every step, which is one reason it took over.
+
+# %%
+ar, ldm = table["code prior, seen"], table["latent diffusion w=3, seen"]
+print(f"code prior: ink right in {ar['ink']:.0%} of its pictures, digit in {ar['digit']:.0%} (chance 10%), "
+      f"{ar['s / image']:.3f} s per picture; latent diffusion at w = 3: ink {ldm['ink']:.0%}, digit {ldm['digit']:.0%}, "
+      f"{ldm['s / image']:.3f} s per picture; held out: digit {table['latent diffusion w=3, held out']['digit']:.0%}")
+
+# %% [markdown]
 # ## 8. Check yourself
 #
 # ### Exercise 4 — how much a code says

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_lib.config import one_thread
-from course_lib.data import load_dataset
+from course_lib.data import colour_of, load_dataset
 from course_lib.superres import downscale
 from course_lib.tools import benchmark, results_table
 
@@ -99,6 +99,22 @@ def test_smoke_run_super_resolves_the_test_digits_in_order(smoke_run):
         assert np.bincount(npz["labels"], minlength=10).tolist() == [N_SCORED // 10] * 10
 
 
+def test_smoke_run_draws_colour_pictures_for_captions(smoke_run):
+    """Lesson 10's entry: colour pictures with what each caption asked for, the held-out pairs marked, and prompt
+    following scored apart on seen and held-out pairs."""
+    t2i = json.loads((smoke_run / "results.json").read_text())["t2i"]
+    assert t2i["status"] == "ok" and t2i["fd_real"] < t2i["fd"] and 0 <= t2i["class_accuracy"] <= 1
+    assert all(0 <= t2i[f"{kind}_{key}"] <= 1 for kind in ("seen", "held_out") for key in ("digit", "ink", "all"))
+    with np.load(smoke_run / "t2i.npz") as npz:
+        images, labels, ink, prompts, held = (npz[k] for k in ("images", "labels", "ink", "prompts", "held_out"))
+    assert images.shape == (N_SCORED, 3, 28, 28) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1 and ink.shape == (N_SCORED, 3)
+    assert list(prompts[:2]) == ["a red zero", "an orange one"] and list(labels[:2]) == [0, 1]
+    assert np.allclose(ink[0], colour_of("red").numpy()) and held.sum() > 0  # every pair comes back, held out too
+    assert all(p.endswith("seven") and tuple(i) == tuple(colour_of("green").numpy()) for p, i in
+               zip(prompts[held & (labels == 7)], ink[held & (labels == 7)]))
+
+
 def test_smoke_run_writes_images_in_range(smoke_run):
     with np.load(smoke_run / "ae.npz") as npz:
         images = npz["images"]
@@ -123,7 +139,8 @@ def test_results_table_has_one_row_per_model_and_replaces_the_readme_block(smoke
     lines = text.splitlines()
     assert lines[11].startswith("| stylegan | smoke |") and lines[12].startswith("| flow | smoke |")
     assert lines[13].startswith("| flow_fast | smoke |") and lines[14].startswith("| sr_mse | smoke |")
-    assert lines[17].startswith("| cascade | smoke |") and lines[18] == ""  # then the two FD curves, compared
+    assert lines[17].startswith("| cascade | smoke |") and lines[18].startswith("| t2i | smoke |")
+    assert lines[19] == ""  # then the two FD curves, compared
     assert lines[-1].startswith("At equal training time (") and "dcgan" in lines[-1] and "stylegan" in lines[-1]
     assert lines[2].startswith("| ae | smoke | cpu |") and lines[3].startswith("| vae | smoke |")
     assert "second network's FD" in lines[0] and lines[0].count("|") == lines[2].count("|")

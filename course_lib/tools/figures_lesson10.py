@@ -18,15 +18,14 @@ import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
 
 from .. import recipes
-from ..captions import BACKS, HELD_OUT, INKS, TEMPLATES, VOCABULARY, caption, captioned_digits, prompts_for, tokenize
-from ..captions import words
+from ..captions import (BACKS, HELD_OUT, INKS, TEMPLATES, VOCABULARY, caption, captioned_digits, prompts_for, tokenize,
+                        words)
 from ..data import POSITIONS, SIZES
 from ..diffusion import DiffusionSchedule
 from ..plotting import image_grid, show_images
 from ..pretrained import BUILD_PROFILE, load_into
 from ..prompt_following import read_attributes
 from ..text2image import draw_from_text, encode_latents
-from ..training import EMA
 from ..vqvae import VectorQuantizer, dead_codes, draw_from_codes, encode_codes, perplexity
 from .figures_lesson7 import _slide_text  # the same larger font: these figures too are shown at about half size
 
@@ -38,19 +37,18 @@ def _settings():
     return recipes.lesson_settings("text_to_image", BUILD_PROFILE)
 
 
-def _bundled(recipe, ema: bool = False) -> torch.nn.Module:
-    """The network `recipe` builds at the build profile's sizes, with its bundled weights (the averaged copy if
-    `ema`, the one the lesson samples with), in eval mode."""
+def _bundled(recipe, part: str = "model") -> torch.nn.Module:
+    """The network `recipe` builds at the build profile's sizes, with the bundled weights of `part`, in eval mode.
+    (The text U-Net bundles only its averaged weights, as the part "ema": the network the lesson samples with.)"""
     model = recipe.build(_settings())
-    parts = {"model": model, **({"ema": EMA(model, decay=recipe.ema_decay)} if ema else {})}
-    load_into(recipe.name, **parts)
-    return (parts["ema"].model if ema else model).eval()
+    load_into(recipe.name, **{part: model})
+    return model.eval()
 
 
 _vqvae = functools.cache(lambda: _bundled(recipes.VQ_T2I))
 _prior = functools.cache(lambda: _bundled(recipes.CODE_PRIOR))
 _clip = functools.cache(lambda: _bundled(recipes.MINI_CLIP))
-_unet = functools.cache(lambda: _bundled(recipes.T2I_UNET, ema=True))
+_unet = functools.cache(lambda: _bundled(recipes.T2I_UNET, "ema"))
 
 
 @functools.cache
@@ -307,12 +305,12 @@ def cross_attention():
         for j, word in enumerate(said):
             ax = axes[i, j + 1]
             ax.imshow(images[i].permute(1, 2, 0).clamp(0, 1)), ax.set_axis_off()
-            ax.imshow(maps[j], cmap="inferno", alpha=0.7, vmin=0, vmax=maps.max())
+            ax.imshow(maps[j], cmap="inferno", alpha=0.7, vmin=0, vmax=maps[j].max())  # each word to its own peak
             ax.set_title(f"{word}\n{attention[i, :, j].mean():.2f}", fontsize=14)
         for ax in axes[i, len(said) + 1:]:
             ax.set_axis_off()
     fig.suptitle(f"where the pixels look: cross-attention at {side} x {side} (the two layers, the last sampling step),"
-                 f" per word;\nunder the word, its mean weight over the pixels", y=1.0)
+                 f" per word,\neach map scaled to its own peak; under the word, its mean weight over the pixels", y=1.0)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.78, bottom=0.01, hspace=0.45, wspace=0.08)
     return fig
 
