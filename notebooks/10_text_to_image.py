@@ -250,7 +250,7 @@ print(f"{history.epoch} epochs in {history.seconds:.0f} s; cross-entropy {first:
 assert last < first
 
 # %% [markdown]
-# Eight captions, four drawings each (rows: one caption).
+# Four captions, six drawings each (a row per caption).
 
 # %%
 asked = ["a red seven", "a small yellow three on the left", "the digit zero written in cyan on navy",

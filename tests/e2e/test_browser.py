@@ -492,23 +492,32 @@ def test_lesson_10_prompt_box_draws_what_is_typed(browser, lab, shots):
     page = run_all(browser, lab, "10_text_to_image.ipynb", timeout_s=300)
     box = page.locator(".widget-vbox:has(button:has-text('draw'))").last
     box.scroll_into_view_if_needed()
-    status = box.locator(".widget-label").last
-    assert "a small green four at the bottom" in status.inner_text(), status.inner_text()
+
+    def status():  # the status line, with the labels beside the controls ("caption", "guidance w", "seed")
+        return " | ".join(box.locator(".widget-label").all_inner_texts())
+
+    start = time.time()  # the labels render a moment after the box
+    while "8 images" not in status() and time.time() - start < 30:
+        time.sleep(0.2)
+    assert "'a small green four at the bottom', w = 3, seed 0: 8 images" in status(), status()
     box.screenshot(path=shots / "lesson10_prompt_box_0.png")
     caption = box.locator("input[type='text']").first
     before = image_src(box)
     caption.fill("a purple 2 on maroon")
     caption.press("Enter")
     assert wait_for_new_image(box, before, timeout_s=60) != before, "a new caption did not draw new images"
-    assert "'a purple 2 on maroon'" in status.inner_text(), status.inner_text()
+    start = time.time()
+    while "'a purple 2 on maroon'" not in status() and time.time() - start < 30:
+        time.sleep(0.2)
+    assert "'a purple 2 on maroon'" in status(), status()
     box.screenshot(path=shots / "lesson10_prompt_box_1.png")
     before = image_src(box)
     caption.fill("a purpel 2")  # a misspelt word: answered with the vocabulary, the images stay
     caption.press("Enter")
     start = time.time()
-    while "Unknown word" not in status.inner_text() and time.time() - start < 30:
+    while "Unknown word" not in status() and time.time() - start < 30:
         time.sleep(0.2)
-    assert "did you mean 'purple'" in status.inner_text(), status.inner_text()
+    assert "did you mean 'purple'" in status(), status()
     assert image_src(box) == before
     caption.fill("a purple 2")
     caption.press("Enter")
@@ -519,8 +528,8 @@ def test_lesson_10_prompt_box_draws_what_is_typed(browser, lab, shots):
     w = float(readout(box))
     assert w > 3.0, f"the guidance slider reads {w} after a drag to the right"
     start = time.time()  # the status line follows once the kernel has drawn
-    while f"w = {w:g}," not in status.inner_text() and time.time() - start < 30:
+    while f"w = {w:g}," not in status() and time.time() - start < 30:
         time.sleep(0.2)
-    assert f"w = {w:g}," in status.inner_text(), (w, status.inner_text())
+    assert f"w = {w:g}," in status(), (w, status())
     box.screenshot(path=shots / "lesson10_prompt_box_2.png")
     page.close()
