@@ -105,14 +105,14 @@ def clip_loss(image_vectors: torch.Tensor, text_vectors: torch.Tensor, logit_sca
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def clip_step():
-    """A step function for `fit` on batches (images, labels, attributes, tokens): `clip_loss`, and the share of
-    images in the batch whose most similar caption is their own."""
+def clip_step(loss_fn=clip_loss):
+    """A step function for `fit` on batches (images, labels, attributes, tokens): `loss_fn` (`clip_loss`, or a
+    student's own with its arguments), and the share of images in the batch whose most similar caption is their own."""
 
     def step(model: MiniCLIP, batch):
         images, tokens = batch[0], batch[3]
         i, t = model.embed_images(images), model.embed_text(tokens)
-        loss = clip_loss(i, t, model.logit_scale)
+        loss = loss_fn(i, t, model.logit_scale)
         return {"loss": loss, "top1": ((i @ t.T).argmax(1) == torch.arange(len(i), device=i.device)).float().mean()}
 
     return step
