@@ -167,7 +167,6 @@ def captioned_digits(split: str = "train", n: int | None = None, copies: int = 1
     return TensorDataset(torch.cat(images), labels, attributes, tokenize(texts)), texts
 
 
-
 def prompts_for(n: int, held_out: bool = False, template: int = 0) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """`n` captions naming a digit and an ink, cycling through the (digit, ink) pairs seen in training (or only the
     HELD_OUT ones): (captions, digits asked for (n,), ink indices asked for (n,)).

@@ -261,18 +261,6 @@ class TextGuidedModel(nn.Module):
 
 
 @torch.no_grad()
-def encode_latents(vqvae, images: torch.Tensor, scale: float | None = None,
-                   batch_size: int = 500) -> tuple[torch.Tensor, float]:
-    """(The VQ-VAE encoder's latents of `images` times `scale`, scale): by default scale = 1 / std of the latents,
-    so that they have unit spread, as the forward process expects (lesson 6's scale). Decode samples with
-    `vqvae.decode_latents(z / scale)`."""
-    with evaluating(vqvae):
-        z = torch.cat([vqvae.encode(x).cpu() for x in images.split(batch_size)])
-    scale = 1.0 / z.std().item() if scale is None else scale
-    return z * scale, scale
-
-
-@torch.no_grad()
 def draw_from_text(unet: TextUNet, vqvae, schedule: DiffusionSchedule, scale: float, captions: list[str],
                    w: float = 3.0, steps: int = 30, seed: int = 0) -> torch.Tensor:
     """Images (N, 3, 28, 28) for `captions`: guided DDIM on the latents from seeded noise, then the VQ-VAE's decoder.

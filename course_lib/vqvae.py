@@ -31,7 +31,6 @@ from .nets import device_of, evaluating
 from .unet import group_norm
 
 
-
 def straight_through(z_e: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
     """z_q in the forward pass, with the gradient of z_e in the backward pass: z_e + sg[z_q - z_e].
 

@@ -74,7 +74,8 @@ from course_lib.nets import evaluating, n_params
 from course_lib.plotting import markdown_table, show_images, show_rows
 from course_lib.pretrained import train_or_load
 from course_lib.prompt_following import prompt_following, read_attributes
-from course_lib.text2image import clip_loss, clip_step, draw_from_text, encode_latents, t2i_step
+from course_lib.latent_diffusion import encode_dataset
+from course_lib.text2image import clip_loss, clip_step, draw_from_text, t2i_step
 from course_lib.training import EMA, fit
 from course_lib.vqvae import dead_codes, draw_from_codes, encode_codes, perplexity, prior_step, vq_step
 from course_lib.widgets import PromptBox
@@ -358,15 +359,15 @@ exercises.check("cross_attention", my_cross_attention)
 R = recipes.T2I_UNET
 epochs, batch_size = S.for_model("unet")
 schedule = DiffusionSchedule(T=R.T, kind=R.schedule)
-latents, scale = encode_latents(vqvae, images)  # scaled to unit spread; samples are decoded from z / scale
+latent_data, scale = encode_dataset(vqvae, TensorDataset(images, tokens))  # lesson 6's: latents at unit spread
 torch.manual_seed(0)
 unet = R.build(S).to(device)
 ema = EMA(unet, decay=R.ema_decay)
-print(f"text U-Net: {n_params(unet):,} parameters; latents {tuple(latents.shape[1:])} scaled by {scale:.2f}")
+print(f"text U-Net: {n_params(unet):,} parameters; latents {tuple(latent_data.tensors[0].shape[1:])} scaled by {scale:.2f}")
 watch = ["a red seven", "a blue two", "a yellow 0", "a small white 5 on the left"] * 2
 live = LivePlot(keys=["loss"], title="latent diffusion with text",
                 images=lambda m: draw_from_text(ema.model, vqvae, schedule, scale, watch, w=3.0, steps=10))
-history = train_or_load(R.name, lambda: fit(unet, make_loader(TensorDataset(latents, tokens), batch_size),
+history = train_or_load(R.name, lambda: fit(unet, make_loader(latent_data, batch_size),
                                             t2i_step(schedule, R.p_uncond), torch.optim.Adam(unet.parameters(), lr=R.lr),
                                             epochs, device=device, callbacks=[ema, live]),
                         show=live, ema=ema.model)  # as in lessons 4-9, the averaged weights are the ones bundled

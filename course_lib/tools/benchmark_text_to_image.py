@@ -20,7 +20,8 @@ from ..data import colour_of, make_loader
 from ..diffusion import DiffusionSchedule
 from ..nets import n_params
 from ..prompt_following import ink_alpha, mnist_style, prompt_following
-from ..text2image import draw_from_text, encode_latents, t2i_step
+from ..latent_diffusion import encode_dataset
+from ..text2image import draw_from_text, t2i_step
 from ..training import EMA, fit
 from ..vqvae import vq_step
 from .setups import Trained, finished
@@ -54,12 +55,12 @@ def train_t2i(profile: str, device: torch.device, n_scored: int | None = None) -
     vqvae.eval()
 
     R = recipes.T2I_UNET
-    latents, scale = encode_latents(vqvae, images)
+    latent_data, scale = encode_dataset(vqvae, TensorDataset(images, tokens))
     unet = R.build(s).to(device)
     schedule = DiffusionSchedule(T=R.T, kind=R.schedule)
     ema = EMA(unet, decay=R.ema_decay)
     epochs, batch_size = s.for_model("unet")
-    history = finished(fit(unet, make_loader(TensorDataset(latents, tokens), batch_size),
+    history = finished(fit(unet, make_loader(latent_data, batch_size),
                            t2i_step(schedule, R.p_uncond, torch.Generator().manual_seed(0)),
                            torch.optim.Adam(unet.parameters(), lr=R.lr), epochs, device=device, callbacks=[ema],
                            progress=False), "the text U-Net's training")

@@ -2,13 +2,15 @@
 200 held-out captioned pictures, with the bundled VQ-VAE where a model needs it."""
 
 import torch
+from torch.utils.data import TensorDataset
 import torch.nn.functional as F
 
 from .. import pretrained, recipes
 from ..captions import caption, captioned_digits, prompts_for, tokenize
 from ..diffusion import DiffusionSchedule
 from ..prompt_following import prompt_following, read_attributes
-from ..text2image import draw_from_text, encode_latents
+from ..latent_diffusion import encode_dataset
+from ..text2image import draw_from_text
 from ..vqvae import encode_codes
 
 
@@ -59,7 +61,7 @@ def unet(parts: dict) -> dict:
     vq = _bundled_vqvae()
     train = captioned_digits("train", n=recipes.T2I_UNET.settings(pretrained.BUILD_PROFILE).n_train,
                              copies=recipes.T2I_UNET.settings(pretrained.BUILD_PROFILE).copies, source="bundled")[0]
-    _, scale = encode_latents(vq, train.tensors[0])
+    _, scale = encode_dataset(vq, TensorDataset(train.tensors[0], train.tensors[3]))
     captions, digits, inks = prompts_for(100)
     s = recipes.T2I_UNET.settings(pretrained.BUILD_PROFILE)
     images = draw_from_text(parts["ema"].eval(), vq, DiffusionSchedule(T=recipes.T2I_UNET.T), scale, captions, w=3.0,

@@ -10,7 +10,8 @@ from .. import recipes
 from ..captions import random_captions, tokenize
 from ..data import draw_colour_attributes, paint_digits
 from ..diffusion import DiffusionSchedule
-from ..text2image import clip_step, draw_from_text, encode_latents, t2i_step
+from ..latent_diffusion import encode_dataset
+from ..text2image import clip_step, draw_from_text, t2i_step
 from ..training import EMA
 from ..vqvae import draw_from_codes, encode_codes, prior_step, vq_step
 from .setups import Setup
@@ -60,13 +61,13 @@ def unet(s, device, digits):
     """The text U-Net on the latents of an (untrained) VQ-VAE, guided by captions, decoded by the VQ-VAE."""
     R, data = recipes.T2I_UNET, _captioned(digits)
     vq = recipes.VQ_T2I.build(s).to(device)
-    latents, scale = encode_latents(vq, data.tensors[0])
+    latent_data, scale = encode_dataset(vq, TensorDataset(data.tensors[0], data.tensors[3]))
     model, schedule = R.build(s).to(device), DiffusionSchedule(T=R.T, kind=R.schedule)
     ema = EMA(model, decay=R.ema_decay)
     sample = lambda n, g: draw_from_text(ema.model, vq, schedule, scale, ["a red seven"] * n,  # noqa: E731
                                          steps=DDIM_STEPS)
     return Setup(model, t2i_step(schedule, R.p_uncond, torch.Generator().manual_seed(0)), _adam(model, R), sample,
-                 callbacks=[ema], ema=ema), TensorDataset(latents, data.tensors[3])
+                 callbacks=[ema], ema=ema), latent_data
 
 
 # the DryRun arguments of each (the lesson is "text_to_image")
