@@ -75,3 +75,11 @@ def test_importing_the_course_first_makes_torch_threads_wait_passively():
     assert _wait_policy_in_a_fresh_python("import course_lib", OMP_WAIT_POLICY="active") == "ACTIVE active"  # kept
     # torch imported first: too late to change, and the course says so rather than pretend
     assert _wait_policy_in_a_fresh_python("import torch; import course_lib") == "spin (OpenMP's default) None"
+
+
+def test_each_parallel_test_worker_runs_torch_on_its_share_of_the_cores():
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if not workers:
+        pytest.skip("a serial run (-p no:xdist): torch keeps its default threads")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert torch.get_num_threads() == int(os.environ["OMP_NUM_THREADS"]) <= max(1, cores // workers)
