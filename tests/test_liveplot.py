@@ -113,3 +113,14 @@ def test_the_final_frame_has_the_title_and_the_recorded_curve(monkeypatch):
     ax = figures[-1].axes[0]
     assert ax.get_title() == "AE, after 1 epoch"
     assert list(ax.lines[0].get_ydata()) == state.history.steps["loss"]  # the raw curve under the smoothed one
+
+
+def test_slow_frames_are_drawn_less_often_so_drawing_takes_at_most_a_tenth_of_the_time(monkeypatch):
+    monkeypatch.setattr(liveplot.time, "monotonic", FakeClock(now=1000.0, tick=1.0))  # one second per step
+    monkeypatch.setattr(liveplot.time, "perf_counter", FakeClock(now=0.0, tick=2.0))  # each frame takes 2 s to draw
+    live = LivePlot(every_s=1)
+    live.headless = False
+    state = training_state()
+    for _ in range(100):  # 100 simulated seconds: every step would be due at every_s = 1
+        live.on_step_end(state)
+    assert live.frames == 5  # one frame every 20 s: 2 s of drawing in each 20
