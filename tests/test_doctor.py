@@ -64,6 +64,19 @@ def test_doctor_says_how_to_stop_threads_spinning(monkeypatch):
     assert status == doctor_module.WARN and "import course_lib` before `import torch`" in detail
 
 
+def test_doctor_suggests_spinning_on_an_idle_machine_and_accepts_it_when_chosen(monkeypatch):
+    monkeypatch.setattr(doctor_module.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    monkeypatch.setattr("course_lib.config.WAIT_POLICY", "PASSIVE")
+    status, detail = doctor_module.check_cpu()
+    assert status == doctor_module.OK and "OMP_WAIT_POLICY=ACTIVE trains" in detail
+    monkeypatch.setattr("course_lib.config.WAIT_POLICY", "ACTIVE")
+    status, detail = doctor_module.check_cpu()
+    assert status == doctor_module.OK and "set by you" in detail
+    monkeypatch.setattr(doctor_module.os, "getloadavg", lambda: (3.9, 3.0, 2.0))
+    status, detail = doctor_module.check_cpu()
+    assert status == doctor_module.WARN and "Close other programs" in detail
+
+
 def test_doctor_checks_the_classroom_mirror_when_one_is_set(monkeypatch, tmp_path):
     reached = []
     monkeypatch.setattr(doctor_module, "_can_reach", lambda host, timeout=3.0: reached.append(host) or False)
