@@ -68,13 +68,13 @@ from course_lib.captions import (HELD_OUT, VOCABULARY, caption, captioned_digits
                                  words)
 from course_lib.data import describe_attributes, make_loader
 from course_lib.diffusion import DiffusionSchedule
+from course_lib.latent_diffusion import encode_dataset
 from course_lib.lesson import start_lesson
 from course_lib.liveplot import LivePlot
 from course_lib.nets import evaluating, n_params
 from course_lib.plotting import markdown_table, show_images, show_rows
 from course_lib.pretrained import train_or_load
 from course_lib.prompt_following import prompt_following, read_attributes
-from course_lib.latent_diffusion import encode_dataset
 from course_lib.text2image import clip_loss, clip_step, draw_from_text, t2i_step
 from course_lib.training import EMA, fit
 from course_lib.vqvae import dead_codes, draw_from_codes, encode_codes, perplexity, prior_step, vq_step
@@ -363,7 +363,8 @@ latent_data, scale = encode_dataset(vqvae, TensorDataset(images, tokens))  # les
 torch.manual_seed(0)
 unet = R.build(S).to(device)
 ema = EMA(unet, decay=R.ema_decay)
-print(f"text U-Net: {n_params(unet):,} parameters; latents {tuple(latent_data.tensors[0].shape[1:])} scaled by {scale:.2f}")
+latent_shape = tuple(latent_data.tensors[0].shape[1:])
+print(f"text U-Net: {n_params(unet):,} parameters; latents {latent_shape} scaled by {scale:.2f}")
 watch = ["a red seven", "a blue two", "a yellow 0", "a small white 5 on the left"] * 2
 live = LivePlot(keys=["loss"], title="latent diffusion with text",
                 images=lambda m: draw_from_text(ema.model, vqvae, schedule, scale, watch, w=3.0, steps=10))

@@ -18,9 +18,9 @@ from .. import recipes
 from ..captions import INKS, caption, captioned_digits, is_held_out
 from ..data import colour_of, make_loader
 from ..diffusion import DiffusionSchedule
+from ..latent_diffusion import encode_dataset
 from ..nets import n_params
 from ..prompt_following import ink_alpha, mnist_style, prompt_following
-from ..latent_diffusion import encode_dataset
 from ..text2image import draw_from_text, t2i_step
 from ..training import EMA, fit
 from ..vqvae import vq_step

@@ -2,14 +2,14 @@
 200 held-out captioned pictures, with the bundled VQ-VAE where a model needs it."""
 
 import torch
-from torch.utils.data import TensorDataset
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from .. import pretrained, recipes
 from ..captions import caption, captioned_digits, prompts_for, tokenize
 from ..diffusion import DiffusionSchedule
-from ..prompt_following import prompt_following, read_attributes
 from ..latent_diffusion import encode_dataset
+from ..prompt_following import prompt_following, read_attributes
 from ..text2image import draw_from_text
 from ..vqvae import encode_codes
 

@@ -3,7 +3,8 @@
 (`python -m course_lib.tools.figures --only 10_`).
 
 Each function draws one figure, with the lesson's own calls and seeds where the notebook has them (`draw_from_codes`
-without guidance, `draw_from_text` at w = 3, the latents scaled by `latent_diffusion.encode_dataset` over the training pictures);
+without guidance, `draw_from_text` at w = 3, the latents scaled by `latent_diffusion.encode_dataset` over the training
+pictures);
 every number a figure prints is measured here. The captions and the quantiser's toy need no trained model; the
 others load the bundled `text_to_image/*` weights into the networks the recipes build at the build profile's sizes.
 """
@@ -14,19 +15,19 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from torch.utils.data import TensorDataset
 import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
+from torch.utils.data import TensorDataset
 
 from .. import recipes
 from ..captions import (BACKS, HELD_OUT, INKS, TEMPLATES, VOCABULARY, caption, captioned_digits, prompts_for, tokenize,
                         words)
 from ..data import POSITIONS, SIZES
 from ..diffusion import DiffusionSchedule
+from ..latent_diffusion import encode_dataset
 from ..plotting import image_grid, show_images
 from ..pretrained import BUILD_PROFILE, load_into
 from ..prompt_following import read_attributes
-from ..latent_diffusion import encode_dataset
 from ..text2image import draw_from_text
 from ..vqvae import VectorQuantizer, dead_codes, draw_from_codes, encode_codes, perplexity
 from .figures_lesson7 import _slide_text  # the same larger font: these figures too are shown at about half size
@@ -55,7 +56,7 @@ _unet = functools.cache(lambda: _bundled(recipes.T2I_UNET, "ema"))
 
 @functools.cache
 def _latent_scale() -> float:
-    """1 / std of the VQ-VAE encoder's outputs over the lesson's training pictures (`latent_diffusion.encode_dataset`)."""
+    """1 / std of the VQ-VAE encoder's outputs over the lesson's training pictures (`encode_dataset`)."""
     S = _settings()
     train, _ = captioned_digits("train", n=S.n_train, copies=S.copies, source="bundled")
     return encode_dataset(_vqvae(), TensorDataset(train.tensors[0], train.tensors[3]))[1]
