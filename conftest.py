@@ -3,6 +3,8 @@ the kernel inherits these variables. Tests use the tiny `smoke` profile, never t
 
 import os
 
+import pytest
+
 os.environ["COURSE_PROFILE"] = "smoke"
 os.environ["COURSE_OFFLINE"] = "1"
 os.environ["COURSE_HEADLESS"] = "1"
@@ -21,6 +23,7 @@ if _workers:
     os.environ["OMP_NUM_THREADS"] = str(max(1, _cores() // _workers))  # more would make the workers wait for each other
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: runs without it (`-p no:xdist`) must not fail on it
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per core, at most 4 (each holds torch and a notebook kernel, about 1 GB)."""
     return max(1, min(_cores(), 4))

@@ -83,3 +83,16 @@ def test_each_parallel_test_worker_runs_torch_on_its_share_of_the_cores():
         pytest.skip("a serial run (-p no:xdist): torch keeps its default threads")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert torch.get_num_threads() == int(os.environ["OMP_NUM_THREADS"]) <= max(1, cores // workers)
+
+
+def test_the_test_settings_load_without_the_parallel_plugin():
+    """CI runs some tests with `-p no:xdist`; the project's conftest.py must not need the plugin's hooks then."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist", "-p",
+                          "no:cacheprovider", "-o", "addopts=", "tests/test_config.py"],
+                         cwd=root, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
