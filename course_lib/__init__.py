@@ -15,24 +15,18 @@ models           `autoencoders`, `vae`, `gans`, `toy2d`, `diffusion`, `unet`, `c
                  `diffusion_theory`
 training         `training` (fit + callbacks), `checkpoints`, `fastpath` (16-bit where it is faster),
                  `pretrained` (instructor mode: bundled weights instead of training)
-bottom           `config` (profiles, device, seeding), `nets` (evaluating, n_params), `data` (offline-first MNIST)
+bottom           `config` (profiles, device, seeding), `nets` (evaluating, n_params), `data` (offline-first MNIST),
+                 `wait_policy` (how torch's CPU threads wait: chosen on import, before torch starts)
 
 `course_lib.doctor()` checks whether this machine is ready for the course.
 """
 
-import os
-import sys
+# First of all: how torch's CPU threads will wait for each other, chosen before any course module imports torch.
+from . import wait_policy
+
+__all__ = ["doctor", "wait_policy"]
 
 __version__ = "0.1.0"
-
-# While torch's CPU threads wait for each other they spin by default (OpenMP's active wait policy). When the cores are
-# also busy (a browser, a second kernel, a 2-core cloud VM) the spinning threads take turns with the working ones, and a
-# training step became 10-15 times slower; sleeping while waiting costs some speed on an idle machine (measured in the
-# README, "On a busy machine"; OMP_WAIT_POLICY=ACTIVE brings the spinning back). OpenMP reads the setting once, when
-# torch is first imported, so it is set here, before any course module imports torch; a value set in the environment
-# is kept. `config.WAIT_POLICY` says what is in force.
-if "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def __getattr__(name):

@@ -21,11 +21,13 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from . import wait_policy
+
 PROFILES = ("smoke", "cpu", "gpu")
 
-# How torch's CPU threads wait for each other in this process: "PASSIVE" (they sleep; set by `import course_lib` when
-# it comes before `import torch`) or OpenMP's default, spinning, which is slow on a busy machine (see course_lib/__init__).
-WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "").upper() or "spin (OpenMP's default)"
+# How torch's CPU threads wait for each other in this process, and why: chosen by `import course_lib` before torch
+# started (course_lib/wait_policy.py): they sleep while other programs keep the cores busy, spin otherwise.
+WAIT_POLICY, WAIT_POLICY_WHY = wait_policy.POLICY, wait_policy.WHY
 
 # How many generated images are scored (Frechet distance etc.) in each profile; fewer make a noisier number.
 N_SCORED = {"smoke": 200, "cpu": 1000, "gpu": 5000}

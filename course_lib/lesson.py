@@ -12,10 +12,11 @@ from dataclasses import asdict
 import torch
 
 from . import plotting
-from .config import WAIT_POLICY, env_flag, pick_device, profile_name, seed_everything
+from .config import WAIT_POLICY, WAIT_POLICY_WHY, env_flag, pick_device, profile_name, seed_everything
 from .data import BUNDLED_ROOT
 from .pretrained import BUILD_PROFILE, pretrained_switch, use_pretrained
 from .recipes import LessonSettings, lesson_settings
+from .wait_policy import TORCH_FIRST
 
 
 def start_lesson(lesson: str, seed: int = 0, pretrained: bool = False,
@@ -43,10 +44,11 @@ def start_lesson(lesson: str, seed: int = 0, pretrained: bool = False,
     plotting.presenter_mode(presenter)
     sizes = "  ".join(f"{k}={v}" for k, v in asdict(settings).items() if v not in (0, ()))  # what this lesson uses
     print(f"profile={profile}  device={device}  {sizes}")
-    if device.type == "cpu" and WAIT_POLICY != "PASSIVE":
-        print("torch's threads spin while they wait (torch was imported before course_lib, or OMP_WAIT_POLICY is "
-              "set): training can be 10x slower while other programs use the CPU. Restart the kernel and run the "
-              "setup cell first.")
+    if device.type == "cpu" and WAIT_POLICY_WHY == TORCH_FIRST:
+        print("torch was imported before course_lib, so its threads spin while they wait: training can be 10x slower "
+              "while other programs use the CPU. Restart the kernel and run the setup cell first.")
+    elif device.type == "cpu":
+        print(f"torch's CPU threads: {torch.get_num_threads()}, waiting policy {WAIT_POLICY} ({WAIT_POLICY_WHY})")
     bundled = bundled_digits("train")
     if settings.n_train > bundled:
         print(f"n_train={settings.n_train} is an upper bound: without the full MNIST (offline) the lesson trains on "

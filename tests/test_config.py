@@ -70,11 +70,39 @@ def _wait_policy_in_a_fresh_python(code: str, **env: str) -> str:
     return out.stdout.strip()
 
 
-def test_importing_the_course_first_makes_torch_threads_wait_passively():
-    assert _wait_policy_in_a_fresh_python("import course_lib; import torch") == "PASSIVE PASSIVE"
+def test_the_wait_policy_sleeps_on_busy_cores_spins_on_idle_ones_and_keeps_a_chosen_one():
+    from course_lib.wait_policy import SPIN, TORCH_FIRST, choose
+
+    assert choose({}, torch_started=False, busy=1.3) == ("PASSIVE", "other programs kept 1.3 cores busy when the "
+                                                                    "course started")
+    assert choose({}, torch_started=False, busy=0.1)[0] == SPIN
+    assert choose({"OMP_WAIT_POLICY": "active"}, torch_started=False, busy=1.3)[0] == "ACTIVE"
+    assert choose({}, torch_started=True, busy=1.3) == (SPIN, TORCH_FIRST)
+
+
+def test_on_busy_cores_the_course_lets_torch_threads_sleep():
+    import subprocess
+    import sys
+
+    from course_lib.wait_policy import busy_cores
+
+    cores = os.cpu_count() or 1
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        assert busy_cores(0.5) > 0.75 * cores  # every core runs a busy loop
+        assert _wait_policy_in_a_fresh_python("import course_lib; import torch") == "PASSIVE PASSIVE"
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+
+
+def test_importing_the_course_first_lets_it_choose_how_torch_threads_wait():
     assert _wait_policy_in_a_fresh_python("import course_lib", OMP_WAIT_POLICY="active") == "ACTIVE active"  # kept
     # torch imported first: too late to change, and the course says so rather than pretend
     assert _wait_policy_in_a_fresh_python("import torch; import course_lib") == "spin (OpenMP's default) None"
+    # chosen: PASSIVE is both reported and set for OpenMP, or neither
+    assert _wait_policy_in_a_fresh_python("import course_lib; import torch") in ("PASSIVE PASSIVE",
+                                                                                 "spin (OpenMP's default) None")
 
 
 def test_each_parallel_test_worker_runs_torch_on_its_share_of_the_cores():

@@ -57,24 +57,28 @@ def test_doctor_says_when_the_cpu_is_busy(monkeypatch):
     assert status == doctor_module.WARN and "busy: load 3.9 on 2 cores" in detail and "Close other programs" in detail
 
 
-def test_doctor_says_how_to_stop_threads_spinning(monkeypatch):
-    monkeypatch.setattr(doctor_module.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
-    monkeypatch.setattr("course_lib.config.WAIT_POLICY", "spin (OpenMP's default)")
-    status, detail = doctor_module.check_cpu()
-    assert status == doctor_module.WARN and "import course_lib` before `import torch`" in detail
+def _policy(monkeypatch, load: float, policy: str, why: str):
+    monkeypatch.setattr(doctor_module.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(doctor_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr("course_lib.config.WAIT_POLICY", policy)
+    monkeypatch.setattr("course_lib.config.WAIT_POLICY_WHY", why)
+    return doctor_module.check_cpu()
 
 
-def test_doctor_suggests_spinning_on_an_idle_machine_and_accepts_it_when_chosen(monkeypatch):
-    monkeypatch.setattr(doctor_module.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
-    monkeypatch.setattr("course_lib.config.WAIT_POLICY", "PASSIVE")
-    status, detail = doctor_module.check_cpu()
-    assert status == doctor_module.OK and "OMP_WAIT_POLICY=ACTIVE trains" in detail
-    monkeypatch.setattr("course_lib.config.WAIT_POLICY", "ACTIVE")
-    status, detail = doctor_module.check_cpu()
-    assert status == doctor_module.OK and "set by you" in detail
-    monkeypatch.setattr(doctor_module.os, "getloadavg", lambda: (3.9, 3.0, 2.0))
-    status, detail = doctor_module.check_cpu()
-    assert status == doctor_module.WARN and "Close other programs" in detail
+def test_doctor_says_how_to_stop_threads_spinning_on_a_busy_cpu(monkeypatch):
+    status, detail = _policy(monkeypatch, 3.9, "spin (OpenMP's default)", "the cores were idle when the course started")
+    assert status == doctor_module.WARN and "restart the kernel" in detail and "OMP_WAIT_POLICY=PASSIVE" in detail
+    status, detail = _policy(monkeypatch, 3.9, "PASSIVE", "other programs kept 1.2 cores busy when the course started")
+    assert status == doctor_module.WARN and "Close other programs" in detail and "restart the kernel" not in detail
+
+
+def test_doctor_accepts_either_policy_on_an_idle_cpu_and_says_when_a_restart_would_be_faster(monkeypatch):
+    status, detail = _policy(monkeypatch, 0.1, "spin (OpenMP's default)", "the cores were idle when the course started")
+    assert status == doctor_module.OK and "spin while they wait" in detail and "idle when the course" in detail
+    status, detail = _policy(monkeypatch, 0.1, "PASSIVE", "other programs kept 1.2 cores busy when the course started")
+    assert status == doctor_module.OK and "restarting the kernel lets them spin" in detail
+    status, detail = _policy(monkeypatch, 0.1, "PASSIVE", "OMP_WAIT_POLICY was set in the environment")
+    assert status == doctor_module.OK and "sleep while they wait" in detail and "restarting" not in detail
 
 
 def test_doctor_checks_the_classroom_mirror_when_one_is_set(monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ PACKAGE = ROOT / "course_lib"
 
 # Bottom to top. A module may import from its own layer and every layer below it, never from one above.
 LAYERS = [
-    ("bottom", {"config", "nets", "data", "captions"}),
+    ("bottom", {"config", "nets", "data", "captions", "wait_policy"}),
     ("training", {"training", "checkpoints", "fastpath", "pretrained"}),
     ("models", {"autoencoders", "vae", "gans", "toy2d", "diffusion", "unet", "conditional", "pix2pix",
                 "latent_diffusion", "classifiers", "stylegan", "progressive", "gan_variants", "singan",

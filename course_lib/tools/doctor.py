@@ -61,25 +61,23 @@ def check_device() -> tuple[str, str]:
 
 
 def check_cpu() -> tuple[str, str]:
-    """Whether other programs keep the cores busy, and whether torch's threads sleep while they wait (they then lose
-    little to those programs; see course_lib/__init__)."""
-    from ..config import WAIT_POLICY
+    """Whether other programs keep the cores busy, and how torch's threads wait for each other: they spin on idle
+    cores and sleep on busy ones, as `import course_lib` chose when the kernel started (course_lib/wait_policy)."""
+    from ..config import WAIT_POLICY, WAIT_POLICY_WHY
 
     cores = os.cpu_count() or 1
     busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # processes running or waiting, last minute
-    waiting = (f"torch's threads wait passively (OMP_WAIT_POLICY={WAIT_POLICY})" if WAIT_POLICY == "PASSIVE" else
-               f"torch's threads spin while they wait ({WAIT_POLICY}): on a busy CPU a lesson can run 10x slower; "
-               "restart the kernel and run `import course_lib` before `import torch` (it sets OMP_WAIT_POLICY=PASSIVE)")
+    sleeping = WAIT_POLICY == "PASSIVE"
+    waiting = f"torch's threads {'sleep' if sleeping else 'spin'} while they wait ({WAIT_POLICY}: {WAIT_POLICY_WHY})"
     if busy > 0.75 * cores:
+        fix = "" if sleeping else ("; spinning threads can make a lesson 10x slower on a busy CPU: restart the kernel "
+                                   "(the course then lets them sleep) or start Jupyter with OMP_WAIT_POLICY=PASSIVE")
         return WARN, (f"the CPU is busy: load {busy:.1f} on {cores} cores. Close other programs (a second kernel, a "
-                      f"video call) while a lesson trains; {waiting}")
-    if WAIT_POLICY == "ACTIVE":  # chosen on purpose: the fastest while nothing else runs
-        return OK, (f"load {busy:.1f} on {cores} cores; torch's threads spin while they wait (OMP_WAIT_POLICY=ACTIVE, "
-                    "set by you): fastest while nothing else runs; start Jupyter without it once other programs do")
-    if WAIT_POLICY == "PASSIVE":  # measured on 2 idle cores: a U-Net step 6.2-7.1 steps/s passive, 10.9-11.1 spinning
-        return OK, (f"load {busy:.1f} on {cores} cores; {waiting}. With nothing else running, starting Jupyter with "
-                    "OMP_WAIT_POLICY=ACTIVE trains the diffusion lessons' U-Nets about 1.6x faster")
-    return WARN, f"load {busy:.1f} on {cores} cores; {waiting}"
+                      f"video call) while a lesson trains; {waiting}{fix}")
+    if sleeping and WAIT_POLICY_WHY.startswith("other programs"):  # the CPU was busy at the start, no longer
+        return OK, (f"load {busy:.1f} on {cores} cores; {waiting}. The CPU is idle now: restarting the kernel lets "
+                    "them spin, which trains the diffusion lessons' U-Nets up to 1.6x faster")
+    return OK, f"load {busy:.1f} on {cores} cores; {waiting}"
 
 
 def check_colab() -> tuple[str, str]:
