@@ -48,7 +48,7 @@ def start_lesson(lesson: str, seed: int = 0, pretrained: bool = False,
         print("torch was imported before course_lib, so its threads spin while they wait: training can be 10x slower "
               "while other programs use the CPU. Restart the kernel and run the setup cell first.")
     elif device.type == "cpu":
-        print(f"torch's CPU threads: {torch.get_num_threads()}, waiting policy {WAIT_POLICY} ({WAIT_POLICY_WHY})")
+        print(f"torch's CPU threads: {torch.get_num_threads()}, wait policy: {WAIT_POLICY}; {WAIT_POLICY_WHY}")
     bundled = bundled_digits("train")
     if settings.n_train > bundled:
         print(f"n_train={settings.n_train} is an upper bound: without the full MNIST (offline) the lesson trains on "
