@@ -94,7 +94,7 @@ class VectorQuantizer(nn.Module):
         if len(dead):
             flat = z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1])
             pick = torch.randint(len(flat), (len(dead),), device=flat.device)
-            self.codebook.weight[dead] = flat[pick]
+            self.codebook.weight[dead] = flat[pick].to(self.codebook.weight.dtype)  # z_e may be bfloat16
             self.usage[dead] = 1 / self.num_codes
         return len(dead)
 

@@ -239,6 +239,13 @@ def test_restarting_dead_codes_moves_them_onto_encoder_vectors():
     assert dead_codes(vq.nearest(z_e), 8) < 8 - 1  # the moved codes get picked
 
 
+def test_dead_codes_restart_from_the_bfloat16_vectors_a_fast_vq_step_makes():
+    vq = VectorQuantizer(num_codes=8, code_dim=4)
+    vq.usage.zero_()
+    z_e = torch.randn(2, 4, 3, 3).to(torch.bfloat16)  # the encoder's output under the CPU's fast autocast
+    assert vq.restart_dead_codes(z_e) == 8 and vq.codebook.weight.dtype == torch.float32
+
+
 def test_usage_is_tracked_in_training_only():
     vq = VectorQuantizer(num_codes=4, code_dim=2)
     usage = vq.usage.clone()
