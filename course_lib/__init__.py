@@ -4,7 +4,7 @@ One module per idea, in layers that only import downwards (tests/test_layers.py 
 
 tools/ (top)     `python -m course_lib.tools.NAME`, for whoever builds and checks the course; lessons never import it:
                  benchmark, peers (+ peer_models), bundle (pretrained weights), figures, colab, results_table,
-                 train_classifier, speed, doctor, build_mnist_subset
+                 train_classifier, speed, wait_policies, doctor, build_mnist_subset
 lesson support   `lesson` (start_lesson: the lessons' one setup call), `exercises/` (one file per lesson)
 ui               `plotting`, `liveplot`, `widgets`, `gan_dashboard`
 recipes          `recipes`: every model's architecture and training numbers, and each lesson's sizes per profile
