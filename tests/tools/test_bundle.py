@@ -47,11 +47,14 @@ def test_loaded_model_gives_the_recorded_metrics(name):
 
 
 def test_eight_bit_storage_costs_little():
-    """The metrics on the loaded (8-bit) model are within a few percent of the float32 model's."""
+    """The metrics on the loaded (8-bit) model are within a few percent of the float32 model's. A share counted over
+    n samples (a key ending in n, e.g. `prompt_following_ink_100`) moves in steps of 1 / n: one sample may differ."""
     for name, entry in MANIFEST.items():
         for key, value in entry["metrics"].items():
             before = entry["metrics_before_8bit"][key]
-            assert math.isclose(value, before, rel_tol=0.01, abs_tol=0.005), (name, key, before, value)
+            count = key.rsplit("_", 1)[-1]
+            step = 1 / int(count) if count.isdigit() else 0.0
+            assert math.isclose(value, before, rel_tol=0.01, abs_tol=max(0.005, step + 1e-9)), (name, key, before, value)
 
 
 def test_the_command_line_names_the_lessons_when_one_is_unknown(capsys):
