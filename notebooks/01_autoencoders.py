@@ -58,7 +58,7 @@ if "google.colab" in sys.modules:
 # The profile decides the sizes below; the seed makes every run repeat exactly.
 
 # %%
-import course_lib  # first, before torch: it lets torch's threads sleep while they wait (faster on a busy CPU)
+import course_lib  # first, before torch: it picks how torch's threads wait (sleep on a busy CPU, spin on an idle one)
 import matplotlib.pyplot as plt
 import torch
 
