@@ -30,6 +30,7 @@ import contextlib
 import functools
 import os
 import platform
+from typing import Callable
 
 import torch
 from torch import nn
@@ -104,6 +105,27 @@ def fast_autocast(device: torch.device | str, enabled: bool = True):
         return torch.autocast(device.type, dtype=dtype)
     except (RuntimeError, ValueError):  # this torch cannot autocast there: plain float32 is always correct
         return contextlib.nullcontext()
+
+
+def bf16_call(fn: Callable, device: torch.device | str) -> Callable:
+    """`fn` computed under bfloat16 autocast, its output taken back to float32, where the fast path computes in
+    bfloat16 on `device`; `fn` itself everywhere else. For steps that own their optimizers (the GAN and pix2pix
+    steps): they have no gradient scaler, so on float16 GPUs (T4) they stay in float32.
+
+    >>> f = bf16_call(torch.nn.Linear(4, 2), "cpu")
+    >>> f(torch.randn(3, 4)).dtype
+    torch.float32
+    """
+    device = torch.device(device)
+    if fast_dtype(device) is not torch.bfloat16:
+        return fn
+
+    def call(*args):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = fn(*args)
+        return out.float()
+
+    return call
 
 
 def grad_scaler(device: torch.device | str):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import check_batch, check_images
+from .fastpath import bf16_call
 from .gans import _apply, d_loss, g_loss_non_saturating
 from .nets import evaluating
 
@@ -190,7 +191,7 @@ class Pix2PixStep:
     2. one G update on  -mean log D(x, G(x)) + l1_weight * mean |G(x) - y|.
 
     With `adversarial=False`, G minimizes l1_weight * mean |G(x) - y| alone and D is never used: the blurry
-    baseline. It owns both Adam optimizers (pix2pix's lr and betas; `state_dict` saves them). A loss that is not
+    baseline. `fast` computes G and D in bfloat16 where the device has it (`fastpath.bf16_call`). It owns both Adam optimizers (pix2pix's lr and betas; `state_dict` saves them). A loss that is not
     finite is reported but not applied, and `fit` then puts back what the step changed and stops. Returns {"g_loss", "l1"} (the total G loss, and the mean absolute error), plus
     {"d_loss", "d_real", "d_fake"} (mean D(x, y) and D(x, G(x)) over patches) when adversarial.
 
@@ -203,14 +204,14 @@ class Pix2PixStep:
 
     def __init__(self, model: Pix2Pix, l1_weight: float = 100.0, adversarial: bool = True, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999),
-                 task: Callable[[torch.Tensor], torch.Tensor] = hide_lower_half):
+                 task: Callable[[torch.Tensor], torch.Tensor] = hide_lower_half, fast: bool = False):
         if l1_weight < 0:
             raise ValueError(f"l1_weight weighs the L1 term and cannot be negative, got {l1_weight}. "
                              f"Use l1_weight=100.0 (pix2pix's value), or 0.0 for the adversarial loss alone.")
         if l1_weight == 0 and not adversarial:
             raise ValueError("With adversarial=False and l1_weight=0.0 the generator has no loss at all. "
                              "Use Pix2PixStep(model, adversarial=False) for the L1-only baseline.")
-        self.l1_weight, self.adversarial, self.task = l1_weight, adversarial, task
+        self.l1_weight, self.adversarial, self.task, self.fast = l1_weight, adversarial, task, fast
         self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=lr, betas=betas)
         self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=lr, betas=betas)
 
@@ -226,6 +227,8 @@ class Pix2PixStep:
         y = batch[0] if isinstance(batch, (tuple, list)) else batch  # (B, 1, 28, 28) target digits
         x = self.task(y)  # (B, 1, 28, 28) input
         G, D = model.generator, model.discriminator
+        if self.fast:  # both networks in bfloat16 where the device has it, as `GANStep(fast=True)`
+            G, D = bf16_call(G, y.device), bf16_call(D, y.device)
         fake = G(x)
         l1 = (fake - y).abs().mean()
         if not self.adversarial:

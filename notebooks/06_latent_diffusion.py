@@ -293,7 +293,8 @@ exercises.check("decode_when", my_answer)
 #
 # For the comparison we take lesson 5's pixel-space guided model as lesson 5 trained it: the same recipe and sizes, so
 # it is loaded from the course's bundle rather than trained a second time (in the `gpu` profile, whose sizes the
-# bundle does not hold, it is trained here). Then we sample 100 digits with each, with the same number of DDIM steps
+# bundle does not hold, it is trained here). Lesson 5 started it from lesson 4's U-Net, so its training time counts
+# lesson 4's training as well. Then we sample 100 digits with each, with the same number of DDIM steps
 # and the same guidance, and score both.
 
 # %%
@@ -313,8 +314,11 @@ if PROFILE == "gpu":  # lesson 5's training, at lesson 5's `gpu` sizes
                             ema=pixel_ema.model)
 else:  # lesson 5's model as lesson 5's `cpu` Run-All trained it; its history keeps the seconds that took
     history = load_into(R.name, ema=pixel_ema.model)
-pixel_seconds = history.seconds
-print(f"lesson 5's pixel model: {n_params(pixel_unet):,} parameters, {history.epoch} epochs in {pixel_seconds:.0f} s")
+pixel_seconds, how = history.seconds, f"{history.epoch} epochs"
+if recipes.fits_bundle(recipes.DDPM, pixel):  # lesson 5 started it from lesson 4's U-Net: count that training too
+    base = load_into(recipes.DDPM.name, ema=recipes.DDPM.build(pixel))
+    pixel_seconds, how = pixel_seconds + base.seconds, f"lesson 4's {base.epoch} epochs + lesson 5's {history.epoch}"
+print(f"lesson 5's pixel model: {n_params(pixel_unet):,} parameters, {how} in {pixel_seconds:.0f} s")
 
 # %% [markdown]
 # Sample 100 digits (10 of each) with each model, timed, then the larger set for the scores.

@@ -545,7 +545,7 @@ R = recipes.SKETCH
 epochs, batch_size = S.for_model("sketch")
 torch.manual_seed(0)
 sketcher = R.build(S).to(device)
-step = Pix2PixStep(sketcher, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr, task=sketch)
+step = Pix2PixStep(sketcher, **R.step_args(), task=sketch)
 live = LivePlot(keys=["l1", "d_real", "d_fake"], title="pix2pix: sketch -> digit",
                 images=lambda m: m.translate(sketch(shown)))
 history = train_or_load(R.name, lambda: fit(sketcher, make_loader(train, batch_size), step, None, epochs, device=device,
@@ -585,7 +585,7 @@ for name, R in (("L1 only", recipes.COLOUR_L1), ("pix2pix", recipes.COLOUR)):
     epochs, batch_size = S.for_model("colour")
     torch.manual_seed(0)
     model = R.build(S).to(device)
-    step = Pix2PixStep(model, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr, task=to_grey)
+    step = Pix2PixStep(model, **R.step_args(), task=to_grey)
     keys = ["l1", "d_real", "d_fake"] if R.adversarial else ["l1"]
     live = LivePlot(keys=keys, title=f"colouring: {name}")
     history = train_or_load(R.name, lambda: fit(model, make_loader(colour_train, batch_size), step, None, epochs,
@@ -629,7 +629,7 @@ for name, R in (("L1 only", recipes.WATERMARK_L1), ("pix2pix", recipes.WATERMARK
     epochs, batch_size = S.for_model("watermark")
     torch.manual_seed(0)
     model = R.build(S).to(device)
-    step = Pix2PixStep(model, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr,
+    step = Pix2PixStep(model, **R.step_args(),
                        task=lambda y: stamp(y, stamp_noise))
     keys = ["l1", "d_real", "d_fake"] if R.adversarial else ["l1"]
     live = LivePlot(keys=keys, title=f"watermark removal: {name}")

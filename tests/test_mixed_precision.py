@@ -6,6 +6,8 @@ which steps overflow (an inf put into the gradient, or a scale so large that flo
 of 2 is exact in both, so the scaler's arithmetic is the same; only the range where overflow starts differs.
 """
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -264,3 +266,49 @@ def test_a_run_saved_with_a_scaler_resumes_on_a_machine_without_one_and_back(tmp
     history = fit(model, batches, float32_step, adam(model), epochs, checkpoint=tmp_path / "cpu.pt",
                   progress=False, scaler=scaler)
     assert history.stopped is None and history.epoch == epochs and scaler.get_scale() == 1024.0
+
+
+# ---------------------------------------------------------------- the GAN steps' own bfloat16 path
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, None])
+def test_gan_steps_compute_in_bfloat16_only_where_the_fast_path_does(dtype, monkeypatch):
+    """bf16_call wraps a network only where the fast path is bfloat16: the GAN steps own their optimizers and have no
+    gradient scaler, so on float16 GPUs (and without a fast path) they stay in float32."""
+    monkeypatch.setattr(fastpath, "fast_dtype", lambda device: dtype)
+    net = torch.nn.Linear(4, 2)
+    wrapped = fastpath.bf16_call(net, "cpu")
+    assert (wrapped is net) == (dtype is not torch.bfloat16)
+    seen = []
+    net.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    out = wrapped(torch.randn(3, 4))
+    assert out.dtype == torch.float32  # what the loss sees
+    assert seen == [torch.bfloat16 if dtype is torch.bfloat16 else torch.float32]
+
+
+@pytest.mark.parametrize("which", ["gan", "pix2pix"])
+def test_a_fast_gan_step_trains_in_bfloat16_and_keeps_float32_weights(which, monkeypatch):
+    from course_lib.conditional import ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator
+    from course_lib.data import load_dataset
+    from course_lib.gans import GANStep
+    from course_lib.pix2pix import Pix2Pix, Pix2PixStep
+    monkeypatch.setattr(fastpath, "fast_dtype", lambda device: torch.bfloat16)
+    x, y = load_dataset("mnist", n=16, source="bundled").tensors
+    torch.manual_seed(0)
+    if which == "gan":
+        model = ConditionalGAN(ConditionalGenerator(width=8), ConditionalDiscriminator(width=8))
+        step, nets = GANStep(model, fast=True, generator=torch.Generator().manual_seed(0)), model
+    else:
+        model = Pix2Pix()
+        step, nets = Pix2PixStep(model, fast=True), model
+    dtypes = set()
+    for module in nets.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda m, args, out: dtypes.add(out.dtype))
+    before = {k: v.clone() for k, v in nets.state_dict().items()}
+    logs = step(nets, (x, y))
+    assert dtypes == {torch.bfloat16}
+    assert all(math.isfinite(value) for value in logs.values())
+    after = nets.state_dict()
+    assert all(value.dtype == before[key].dtype for key, value in after.items())  # weights stay float32
+    assert any(not torch.equal(after[key], before[key]) for key in before)  # and were updated

@@ -55,7 +55,9 @@ def test_recipes_are_frozen_and_variants_are_made_by_replace():
 
 def test_gan_step_arguments_come_from_the_recipe():
     args = recipes.TOY_WGAN_GP.step_args()
-    assert args == dict(loss="wgan_gp", lr_d=3e-4, lr_g=3e-4, betas=(0.5, 0.9), d_steps=5, gp_weight=0.1, augment=0.0)
+    assert args == dict(loss="wgan_gp", lr_d=3e-4, lr_g=3e-4, betas=(0.5, 0.9), d_steps=5, gp_weight=0.1, augment=0.0,
+                        fast=False)
+    assert recipes.PIX2PIX.step_args()["fast"] and not recipes.CGAN.step_args()["fast"]  # see their recipes
     assert recipes.DCGAN.step_args()["lr_g"] == recipes.DCGAN.lr  # lr_g None: the same rate as D
 
 
@@ -90,3 +92,27 @@ def test_lesson_7_snapshots_land_exactly_on_the_switches_of_resolution(profile):
     # lesson 7 snapshots the progressive GAN every toy_steps // 20 steps and compares the frames around each switch
     steps = lesson_settings("gan_architectures", profile).toy_steps
     assert steps % max(1, steps // 20) == 0, f"{profile}: toy_steps={steps} is not a multiple of toy_steps // 20"
+
+
+def test_lesson_5_guided_unet_starts_from_lesson_4s_bundled_weights_where_they_fit():
+    cpu, smoke = lesson_settings("conditional", "cpu"), lesson_settings("conditional", "smoke")
+    assert recipes.fits_bundle(recipes.DDPM, cpu) and not recipes.fits_bundle(recipes.DDPM, smoke)
+    assert not recipes.fits_bundle(recipes.DDPM, lesson_settings("conditional", "gpu"))
+    base = recipes.DDPM.build(lesson_settings("diffusion", "cpu"))
+    recipes.load_into(recipes.DDPM.name, ema=base)
+    torch.manual_seed(0)
+    started = recipes.CFG.build(cpu).state_dict()
+    shared = base.state_dict()
+    assert set(started) - set(shared) == {"label_emb.weight"}  # the one new layer, left random
+    assert all(torch.equal(started[key], value) for key, value in shared.items())
+    torch.manual_seed(0)
+    fresh = recipes.CFG.build(smoke).state_dict()  # other widths: a random start, no error
+    assert fresh["label_emb.weight"].shape[0] == 11
+
+
+def test_a_bundled_start_refuses_a_network_without_the_bundles_layers():
+    from course_lib.unet import UNet
+    cpu = lesson_settings("conditional", "cpu")
+    smaller = UNet(channels=cpu.channels, num_classes=10, time_dim=32)
+    with pytest.raises(ValueError, match="cannot start from diffusion/unet's weights.*num_classes=10"):
+        recipes.bundled_start(recipes.DDPM, smaller, cpu)

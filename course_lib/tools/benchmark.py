@@ -221,7 +221,7 @@ def train_pix2pix(profile: str, device: torch.device, n_scored: int | None = Non
     for name, R in (("pix2pix", recipes.PIX2PIX), ("l1_only", recipes.PIX2PIX_L1)):
         torch.manual_seed(0)
         model = R.build(s).to(device)
-        step = Pix2PixStep(model, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr)
+        step = Pix2PixStep(model, **R.step_args())
         history = finished(fit(model, make_loader(train, batch_size), step, None, epochs, device=device,
                                progress=False), name)
         models[name] = (model, history.seconds)

@@ -77,7 +77,7 @@ def translation(R: recipes.Pix2PixRecipe):
         if colour:
             attributes = torch.tensor([[i % 8, 0, i % 2, 0] for i in range(len(digits))])  # every ink, both sizes
             data = TensorDataset(paint_digits(digits.tensors[0], attributes), digits.tensors[1])
-        step = Pix2PixStep(model, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr, task=task)
+        step = Pix2PixStep(model, **R.step_args(), task=task)
         return Setup(model, step, None, lambda n, g: model.translate(task(data.tensors[0][:n])).cpu()), data
 
     return build

@@ -178,7 +178,7 @@ def pix2pix(R: recipes.Pix2PixRecipe):
 
     def build(s, device, digits):
         model = R.build(s).to(device)
-        step = Pix2PixStep(model, l1_weight=R.l1_weight, adversarial=R.adversarial, lr=R.lr)
+        step = Pix2PixStep(model, **R.step_args())
         inputs = hide_lower_half(digits.tensors[0])
         return Setup(model, step, None, lambda n, g: model.translate(inputs[:n]).cpu()), digits
 
