@@ -191,9 +191,11 @@ class Pix2PixStep:
     2. one G update on  -mean log D(x, G(x)) + l1_weight * mean |G(x) - y|.
 
     With `adversarial=False`, G minimizes l1_weight * mean |G(x) - y| alone and D is never used: the blurry
-    baseline. `fast` computes G and D in bfloat16 where the device has it (`fastpath.bf16_call`). It owns both Adam optimizers (pix2pix's lr and betas; `state_dict` saves them). A loss that is not
-    finite is reported but not applied, and `fit` then puts back what the step changed and stops. Returns {"g_loss", "l1"} (the total G loss, and the mean absolute error), plus
-    {"d_loss", "d_real", "d_fake"} (mean D(x, y) and D(x, G(x)) over patches) when adversarial.
+    baseline. `fast` computes G and D in bfloat16 where the device has it (`fastpath.bf16_call`). It owns both
+    Adam optimizers (pix2pix's lr and betas; `state_dict` saves them). A loss that is not finite is reported but
+    not applied, and `fit` then puts back what the step changed and stops. Returns {"g_loss", "l1"} (the total G
+    loss, and the mean absolute error), plus {"d_loss", "d_real", "d_fake"} (mean D(x, y) and D(x, G(x)) over
+    patches) when adversarial.
 
     >>> from course_lib.data import load_dataset
     >>> digits = load_dataset("mnist", n=8, source="bundled").tensors[0]

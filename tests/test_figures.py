@@ -89,3 +89,15 @@ def test_lesson_10_figures_draw_from_its_bundled_weights(tmp_path):
         with Image.open(path) as image:
             grey = np.asarray(image.convert("L"), dtype=float)
         assert grey.shape[1] > 400 and grey.std() > 10, (path.name, grey.shape)
+
+
+def test_the_figures_imports_inside_functions_name_modules_that_exist():
+    """Each figure imports what it needs when it is drawn: a wrong relative import fails only then (05_pix2pix and
+    03_toy_gan once looked for course_lib.tools.pix2pix / .toy2d), so check every one of them here."""
+    here = Path(figures.__file__).parent
+    source = Path(figures.__file__).read_text()
+    found = re.findall(r"^\s+from (\.+)(\w+) import", source, flags=re.M)
+    assert found
+    for dots, module in found:
+        folder = here if dots == "." else here.parent
+        assert (folder / f"{module}.py").exists(), f"figures.py: `from {dots}{module} import ...` names no module"

@@ -176,7 +176,7 @@ def optimal_discriminator():
 
 @torch.no_grad()
 def toy_gan():
-    from .toy2d import mode_centres, sample_toy
+    from ..toy2d import mode_centres, sample_toy
 
     centres = mode_centres("ring")
     real = sample_toy("ring", 2000, torch.Generator().manual_seed(0))
@@ -296,7 +296,7 @@ def cgan_grid():
 
 @torch.no_grad()
 def pix2pix():
-    from .pix2pix import hide_lower_half
+    from ..pix2pix import hide_lower_half
 
     x, _ = _test()
     shown = x[10:20]
