@@ -6,8 +6,9 @@ threads take turns with the working ones: on this course's 2-core machine a smal
 conv autoencoder up to 10 times. Sleeping while waiting (`OMP_WAIT_POLICY=PASSIVE`) loses little then, but on idle
 cores it made a diffusion U-Net step 1.6 times slower (README, "On a busy machine"). So the course looks at the cores
 for a fifth of a second and picks: PASSIVE when other programs keep more than half a core busy, OpenMP's default
-otherwise. OpenMP reads the setting only once, when torch is imported, so this module must run before any course
-module imports torch (`course_lib/__init__` imports it first). A value set in the environment is always kept.
+otherwise (a busy first look is checked once more for half a second, so a burst that ends does not count). OpenMP
+reads the setting only once, when torch is imported, so this module must run before any course module imports torch
+(`course_lib/__init__` imports it first). A value set in the environment is always kept.
 
 `POLICY` is what is in force in this process ("PASSIVE", "ACTIVE", or "spin (OpenMP's default)") and `WHY` says why.
 """
@@ -39,6 +40,14 @@ def busy_cores(seconds: float = 0.2) -> float:
     return share * (os.cpu_count() or 1)
 
 
+def steady_busy_cores(first: float = 0.2, again: float = 0.5) -> float:
+    """`busy_cores` over `first` seconds; when that is above BUSY_CORES, once more over `again` seconds, keeping the
+    smaller. A burst that ends (the previous kernel still shutting down when this one starts) is not a busy machine;
+    a steady load (a second kernel training, a video call) is busy in both. Only a busy start pays the extra wait."""
+    busy = busy_cores(first)
+    return min(busy, busy_cores(again)) if busy > BUSY_CORES else busy
+
+
 def choose(environment: dict, torch_started: bool, busy: float) -> tuple[str, str]:
     """(policy, why) for a process whose environment is `environment`: the value set there is kept; once torch is
     imported nothing can change it; otherwise PASSIVE when `busy` (cores used by other programs) exceeds BUSY_CORES."""
@@ -54,7 +63,7 @@ def choose(environment: dict, torch_started: bool, busy: float) -> tuple[str, st
 def _apply() -> tuple[str, str]:
     torch_started = "torch" in sys.modules
     measure = not (os.environ.get("OMP_WAIT_POLICY") or torch_started)
-    policy, why = choose(os.environ, torch_started, busy_cores() if measure else 0.0)
+    policy, why = choose(os.environ, torch_started, steady_busy_cores() if measure else 0.0)
     if policy == "PASSIVE" and measure:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by OpenMP when torch starts, and by kernels started from here
     return policy, why

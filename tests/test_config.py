@@ -80,6 +80,16 @@ def test_the_wait_policy_sleeps_on_busy_cores_spins_on_idle_ones_and_keeps_a_cho
     assert choose({}, torch_started=True, busy=1.3) == (SPIN, TORCH_FIRST)
 
 
+@pytest.mark.parametrize("looks, expected", [((0.1,), 0.1), ((0.9, 0.0), 0.0), ((0.9, 1.6), 0.9)])
+def test_a_busy_first_look_is_checked_again_so_a_burst_that_ends_does_not_count(looks, expected, monkeypatch):
+    from course_lib import wait_policy
+
+    seen = list(looks)
+    monkeypatch.setattr(wait_policy, "busy_cores", lambda seconds: seen.pop(0))
+    assert wait_policy.steady_busy_cores() == expected
+    assert seen == []  # an idle first look is not looked at again; a busy one exactly once more
+
+
 def test_on_busy_cores_the_course_lets_torch_threads_sleep():
     import subprocess
     import sys
