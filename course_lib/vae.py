@@ -51,8 +51,25 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
 
 
+def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dynamic binarisation: each pixel becomes ink (1) with probability its grey level, else paper (0).
+
+    The Bernoulli decoder is a distribution over such binary digits; `generator` (on the CPU) makes the draw repeatable.
+
+    >>> binarize(torch.tensor([[[[0.0, 1.0, 0.5]]]]), torch.Generator().manual_seed(0)).unique().tolist()
+    [0.0, 1.0]
+    """
+    images = check_pixels(images, "the images")
+    return (torch.rand(images.shape, generator=generator) < images.cpu()).float().to(images.device)
+
+
 def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """-log p(x | z) for a Bernoulli decoder (binary cross-entropy with grey levels as targets), in nats per image.
+    """-log p(x | z) for a Bernoulli decoder, in nats per image: the binary cross-entropy summed over the pixels.
+
+    The Bernoulli decoder is a distribution over *binary* digits (each pixel ink or not, `binarize`). Given grey levels
+    as x, the cross-entropy, linear in its target, equals the average of -log p(b | z) over the binary digits b that
+    `binarize(x)` draws: a loss on grey digits is the expected negative log-likelihood of the digit binarised at random,
+    without the noise of drawing b.
 
     `logits` are the decoder's pre-sigmoid outputs; the decoded image is sigmoid(logits). x must be pixels in
     [0, 1] (a probability of ink); it is moved to the logits' device.
@@ -72,8 +89,9 @@ LIKELIHOODS = {"bernoulli": bernoulli_nll, "gaussian": gaussian_nll}
 def vae_loss(model: "VAE", x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli") -> dict[str, torch.Tensor]:
     """Negative ELBO averaged over the batch, with its two terms: {"loss": recon + beta * kl, "recon": ..., "kl": ...}.
 
-    With beta = 1 and the Bernoulli decoder, "loss" is the negative ELBO in nats per image (an upper bound on
-    -log p(x)). One z is sampled per image (a one-sample Monte Carlo estimate of the expectation).
+    With beta = 1 and the Bernoulli decoder, "loss" is the negative ELBO in nats per image: for binary digits an upper
+    bound on -log p(x), for grey ones that bound averaged over their random binarisations (`bernoulli_nll`). One z is
+    sampled per image (a one-sample Monte Carlo estimate of the expectation).
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"Unknown likelihood {likelihood!r}. Use one of {', '.join(LIKELIHOODS)}.")
@@ -166,7 +184,8 @@ class ConvVAE(VAE):
 
 @torch.no_grad()
 def negative_elbo(model: VAE, images: torch.Tensor, samples: int = 1, batch_size: int = 500) -> float:
-    """Test negative ELBO in nats per image (Bernoulli decoder, beta = 1), averaged over `images`.
+    """Test negative ELBO in nats per image (Bernoulli decoder, beta = 1), averaged over `images`: of binary digits
+    (`binarize`), or for grey ones its average over their random binarisations (`bernoulli_nll`).
 
     Evaluated in eval mode with a fixed seed so the number is repeatable.
     """
@@ -196,7 +215,8 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Te
 def log_importance_weights(model: VAE, images: torch.Tensor, samples: int,
                            generator: torch.Generator | None = None) -> torch.Tensor:
     """log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x) for `samples` codes z_k ~ q(z | x) per image: shape
-    (n_images, samples), in nats (Bernoulli decoder, as in the loss; p(z) = N(0, I)).
+    (n_images, samples), in nats (Bernoulli decoder, as in the loss; p(z) = N(0, I)). The images should be binary
+    (`binarize`): only then is p(x | z) a probability, and the estimate from the weights a log-likelihood.
 
     Since p(x) = E_{z ~ q(z|x)} [p(x | z) p(z) / q(z | x)], the weights w_k estimate p(x); the mean of the log w_k
     is a Monte Carlo estimate of the ELBO (`importance_sampled_log_px` turns them into log p(x)). Evaluated in eval

@@ -12,6 +12,7 @@ from course_lib.vae import (
     ConvVAE,
     MLPVAE,
     bernoulli_nll,
+    binarize,
     gaussian_nll,
     kl_to_standard_normal,
     lerp,
@@ -88,6 +89,31 @@ def test_bernoulli_nll_is_binary_cross_entropy_per_image():
     x, logits = torch.rand(3, 1, 28, 28), torch.randn(3, 1, 28, 28)
     by_hand = torch.stack([F.binary_cross_entropy(torch.sigmoid(logits[i]), x[i], reduction="sum") for i in range(3)])
     assert torch.allclose(bernoulli_nll(x, logits), by_hand, rtol=1e-4)
+
+
+def test_binarize_draws_ink_with_the_grey_level_as_its_probability():
+    grey = torch.tensor([0.0, 0.25, 0.5, 1.0]).view(1, 1, 1, 4).expand(20000, 1, 1, 4)
+    b = binarize(grey, torch.Generator().manual_seed(0))
+    assert set(b.unique().tolist()) == {0.0, 1.0}
+    assert torch.allclose(b.mean(dim=0).flatten(), torch.tensor([0.0, 0.25, 0.5, 1.0]), atol=0.015)
+    again = binarize(grey, torch.Generator().manual_seed(0))
+    assert torch.equal(b, again)
+    with pytest.raises(ValueError):
+        binarize(grey * 2)
+
+
+def test_bernoulli_nll_of_grey_digits_is_the_average_over_their_binarisations():
+    """The loss on grey digits is a likelihood: the expected -log p(b | z) of the digit binarised at random. Exact
+    on one pixel (two outcomes), and within Monte Carlo error on whole digits."""
+    x, logit = torch.tensor([[[[0.3]]]]), torch.tensor([[[[0.8]]]])
+    ones, zeros = torch.ones_like(x), torch.zeros_like(x)
+    by_outcomes = 0.3 * bernoulli_nll(ones, logit) + 0.7 * bernoulli_nll(zeros, logit)
+    assert torch.allclose(bernoulli_nll(x, logit), by_outcomes, atol=1e-6)
+    digits, logits = torch.rand(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    draws = torch.stack([bernoulli_nll(binarize(digits, torch.Generator().manual_seed(k)), logits)
+                         for k in range(400)])  # (400, 4)
+    error = 3 * draws.std(dim=0) / 400**0.5
+    assert ((draws.mean(dim=0) - bernoulli_nll(digits, logits)).abs() < error).all()
 
 
 def test_gaussian_nll_is_squared_error_over_two_sigma_squared_per_image():
