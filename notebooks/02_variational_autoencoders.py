@@ -418,8 +418,7 @@ assert all(estimates[K] > elbo for K in (10, 100, 1000)), "with more than one sa
 # %% [markdown]
 # ## Sampling from the prior: VAE vs AE
 # The real test of a generator. Draw $z \sim \mathcal{N}(0, I)$ and decode it, with a VAE and with a plain
-# autoencoder of the same (convolutional, 16-number code) architecture. Both train for the same epochs; the VAE also
-# sees its digits slightly shifted and rotated at random (`vae_step(augment=...)`), so 4,000 digits go further.
+# autoencoder of the same (convolutional, 16-number code) architecture, trained for the same epochs on the same digits.
 
 # %%
 R = recipes.VAE16

@@ -344,6 +344,7 @@ def test_smoke_run_writes_every_field_for_every_pair(smoke_run):
             seconds = [s for s, _ in row["curve"]]
             assert seconds == sorted(seconds) and seconds[-1] == row["train_seconds"]
             assert row["fd"] == row["curve"][-1][1] and saved["fd_real"] < row["fd"]
+            assert row["fd2"] > 0  # the same final samples on the second feature network
         assert pair["ratio"] == pytest.approx(pair["course"]["fd"] / pair["peer"]["fd"], rel=1e-3)
         assert pair["meets_target"] == (pair["ratio"] <= peers.TARGETS[name] if name == "diffusion"
                                         else pair["ratio"] < 1)
@@ -377,6 +378,7 @@ def test_smoke_run_draws_a_png_and_the_readme_table(smoke_run, tmp_path):
         assert line.startswith(f"| {name} |") and line.count("|") == lines[0].count("|")
         if pair["status"] == "ok":
             assert f"| {pair['fd_threshold']:,g}: {peers.threshold_text(pair)} |" in line
+            assert f"(second network: {pair['peer']['fd2']:,.2f})" in line
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{peers.START}\nstale rows\n{peers.END}\n{results_table.START}\nkeep\n"
                       f"{results_table.END}\n")

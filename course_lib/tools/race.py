@@ -202,6 +202,19 @@ def race(entrant: Entrant, budget_s: float, settings: RaceSettings, device: torc
            "n_params": n_params(model.generator if gan else model),
            "curve": [[round(s, 2), round(fd, 2)] for s, fd in clock.curve], "stopped": history.stopped}
     row.update({"d_params": n_params(model.discriminator)} if gan else {})
+    # the last point's samples again (same seed), on the second feature network, so that no verdict rests on one metric
+    final = setup.sample(settings.n_scored, torch.Generator().manual_seed(1)).float().clamp(0, 1)
+    row["fd2"] = round(fd_to_training_digits(final, network="second"), 2)
     if entrant.extra:
         row.update({k: round(v, 2) for k, v in entrant.extra(model).items()})
     return row
+
+
+def fd_text(side: dict) -> str:
+    """A side's Frechet distance, with the second feature network's in brackets where the race measured it.
+
+    >>> fd_text({"fd": 635.8, "fd2": 15.08}), fd_text({"fd": 722.4})
+    ('635.8 (second network: 15.08)', '722.4')
+    """
+    second = f" (second network: {side['fd2']:,.2f})" if "fd2" in side else ""
+    return f"{side['fd']:,.1f}{second}"
