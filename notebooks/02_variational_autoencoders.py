@@ -672,5 +672,5 @@ plt.show()
 #   $K$ codes starts at the ELBO ($K = 1$) and rises towards $\log p_\theta(x)$.
 # - The KL term pulls the codes into the prior, so codes drawn from $\mathcal{N}(0, I)$ decode to digits, where a
 #   plain autoencoder's do not. The price is blur.
-# - **Next (lesson 3, GANs):** a generator trained against a critic instead of a likelihood, which gives sharp
+# - **Next (lesson 3, GANs):** a generator trained against a discriminator instead of a likelihood, which gives sharp
 #   samples.
