@@ -371,8 +371,8 @@ assert kl_vae < kl_ae and codes_vae.std(0).mean() < codes_ae.std(0).mean()
 # $\mathbb{E}_q[\log w]$, exactly the ELBO; with more samples it rises towards $\log p_\theta(x)$ (Burda et al. 2016).
 # `log_importance_weights` in `course_lib.vae` computes the $\log w_k$ (the same Bernoulli $p_\theta(x \mid z)$ as the
 # loss), here of binary test digits (`binarize`, one draw each): for them $p_\theta(x)$ is a probability, and the
-# estimate a log-likelihood in nats. Most weights themselves are too small for float32: `exp` turns them into 0 (the cell below prints the
-# range of the $\log w_k$ and the share that becomes 0), so the average is taken in logs.
+# estimate a log-likelihood in nats. Most weights themselves are too small for float32: `exp` turns them into 0 (the
+# cell below prints the range of the $\log w_k$ and the share that becomes 0), so the average is taken in logs.
 #
 # ### Exercise 4 — the estimate of $\log p_\theta(x)$
 # Write `my_log_px(log_w)`: $\log \frac{1}{K}\sum_k e^{\log w_k}$ over the **last** dimension of `log_w` (its $K$

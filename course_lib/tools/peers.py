@@ -120,8 +120,9 @@ def vae_pair(profile: str, device: torch.device, settings: RaceSettings, **_) ->
         return {"nelbo_test": negative_elbo(model, test_x)}
 
     cosine = " with a cosine over the budget" if R.cosine_lr else ""
-    course = Entrant("course ConvVAE", f"lesson 2's ConvVAE ({R.name}), negative ELBO with beta {R.beta:g}, no "
-                     f"augmentation, Adam {R.lr:g}{cosine}, batch {batch_size}",
+    augment = f"augmentation {R.augment:g}" if R.augment else "no augmentation"
+    course = Entrant("course ConvVAE", f"lesson 2's ConvVAE ({R.name}), negative ELBO with beta {R.beta:g}, "
+                     f"{augment}, Adam {R.lr:g}{cosine}, batch {batch_size}",
                      lambda: vae_setup(profile, device, R), train, batch_size, nelbo)
     peer = Entrant("pytorch/examples VAE", f"pytorch/examples vae/main.py: MLP 784-400-20, BCE + KLD summed, "
                    f"Adam {peer_models.VAE_LR:g}, batch {peer_models.VAE_BATCH_SIZE}",
