@@ -12,12 +12,18 @@ Instead of feeding the noise z into the first layer, StyleGAN
 AdaIN is what the lecture shows (means and deviations computed from the latent); StyleGAN2 replaced it by weight
 modulation to remove blob artefacts of large images, a problem 28 x 28 digits do not have.
 
+Every weight of the generator has an *equalised learning rate* (`EqualisedLinear`, `EqualisedConv2d`), and the
+mapping network learns 100 times slower than the rest, as in the paper: without them this generator's digits kept
+jumping from one kind of digit to another during training instead of improving (see `recipes.STYLEGAN`).
+
     >>> g = StyleGenerator()
     >>> g(torch.randn(3, g.z_dim)).shape
     torch.Size([3, 1, 28, 28])
     >>> g.styles(torch.randn(3, g.z_dim)).shape  # one w per layer
     torch.Size([3, 6, 64])
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -44,16 +50,56 @@ def adain(h: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, eps: float =
     return torch.addcmul(bias[:, :, None, None], 1 + scale[:, :, None, None], normalised)
 
 
+class EqualisedLinear(nn.Linear):
+    """nn.Linear with an *equalised learning rate* (Karras et al. 2018, kept by StyleGAN). Its weights are stored at
+    the scale N(0, 1 / lr_mul^2) and multiplied by gain * lr_mul / sqrt(fan_in) at every call (bias by lr_mul): the
+    layer starts as a He-initialised one would. Adam's steps have about the same size for every parameter, whatever
+    its scale, so a layer with small weights (a large fan-in) changes much faster, relative to its weights, than one
+    with large weights; stored at one scale, every layer changes at the same relative rate, lr_mul times Adam's
+    learning rate.
+
+    >>> layer = EqualisedLinear(400, 10, lr_mul=0.01)
+    >>> round(layer.weight.std().item(), -1), round((layer.weight * layer.scale).std().item() * 20, 1)  # 20 = sqrt(400)
+    (100.0, 1.0)
+    """
+
+    def __init__(self, in_features: int, out_features: int, gain: float = 1.0, lr_mul: float = 1.0):
+        super().__init__(in_features, out_features)
+        self.scale, self.lr_mul = gain * lr_mul / math.sqrt(in_features), lr_mul
+        nn.init.normal_(self.weight, std=1 / lr_mul)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+
+class EqualisedConv2d(nn.Conv2d):
+    """nn.Conv2d with an equalised learning rate (see `EqualisedLinear`): weights N(0, 1) times gain / sqrt(fan_in),
+    fan_in = in_channels * kernel_size^2."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0, gain: float = 1.0):
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding)
+        self.scale = gain / math.sqrt(in_channels * kernel_size ** 2)
+        nn.init.normal_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+
+
+LEAKY_GAIN = math.sqrt(2)  # He's gain: a layer followed by LeakyReLU keeps its input's scale
+
+
 class MappingNetwork(nn.Module):
     """z (B, z_dim) -> w (B, w_dim): z normalised to unit length per coordinate, then `depth` linear layers with
     LeakyReLU. The data need not be a simple function of a Gaussian; the MLP can warp z into a space w where they
-    are (which makes w smoother to walk in than z)."""
+    are (which makes w smoother to walk in than z). Its layers learn at `lr_mul` times the generator's rate."""
 
-    def __init__(self, z_dim: int = 64, w_dim: int = 64, depth: int = 4):
+    def __init__(self, z_dim: int = 64, w_dim: int = 64, depth: int = 4, lr_mul: float = 0.01):
         super().__init__()
         layers, width = [], z_dim
         for _ in range(depth):
-            layers += [nn.Linear(width, w_dim), nn.LeakyReLU(0.2)]
+            layers += [EqualisedLinear(width, w_dim, gain=LEAKY_GAIN, lr_mul=lr_mul), nn.LeakyReLU(0.2)]
             width = w_dim
         self.net = nn.Sequential(*layers)
 
@@ -67,9 +113,9 @@ class StyledConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv = EqualisedConv2d(in_channels, out_channels, 3, padding=1, gain=LEAKY_GAIN)
         self.noise_strength = nn.Parameter(torch.zeros(out_channels))  # learned; starts with no noise
-        self.style = nn.Linear(w_dim, 2 * out_channels)  # w -> (scale, bias) of every feature map
+        self.style = EqualisedLinear(w_dim, 2 * out_channels)  # w -> (scale, bias) of every feature map
 
     def forward(self, h: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         h = self.conv(h)
@@ -99,7 +145,7 @@ class StyleGenerator(nn.Module):
         self.const = nn.Parameter(torch.randn(1, channels[0], 7, 7))
         c_in = [channels[0]] + [width[size] for size in RESOLUTIONS[:-1]]
         self.layers = nn.ModuleList(StyledConv(c, width[size], w_dim) for c, size in zip(c_in, RESOLUTIONS))
-        self.to_image = nn.Conv2d(channels[-1], 1, 1)
+        self.to_image = EqualisedConv2d(channels[-1], 1, 1)
         self.register_buffer("w_avg", torch.zeros(w_dim))  # the average w, tracked during training (truncation)
 
     @property

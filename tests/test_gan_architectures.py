@@ -11,7 +11,8 @@ from course_lib.gan_variants import (EBGANStep, EnergyDiscriminator, MSGANStep, 
                                      mode_seeking_term)
 from course_lib.gans import GAN, DCGANDiscriminator, DCGANGenerator, GANStep
 from course_lib.progressive import Grow, ProgressiveDiscriminator, ProgressiveGenerator, fade
-from course_lib.stylegan import StyleGenerator, adain, mix_styles, mixing_grid, path_length
+from course_lib.stylegan import (EqualisedConv2d, EqualisedLinear, StyleGenerator, adain, mix_styles, mixing_grid,
+                                path_length)
 
 
 def test_adain_gives_each_feature_map_the_styles_mean_and_spread():
@@ -20,6 +21,36 @@ def test_adain_gives_each_feature_map_the_styles_mean_and_spread():
     out = adain(h, scale, bias)
     assert torch.allclose(out.mean(dim=(2, 3)), bias, atol=1e-4)
     assert torch.allclose(out.std(dim=(2, 3), unbiased=False), 1 + scale, atol=1e-3)
+
+
+def relative_change_after_one_adam_step(layer, x, lr=1e-2) -> float:
+    """How much one Adam step changes the weights the layer computes with, relative to their size."""
+    effective = lambda: layer.weight * getattr(layer, "scale", 1.0)  # noqa: E731
+    before = effective().detach().clone()
+    optimizer = torch.optim.Adam(layer.parameters(), lr=lr)
+    layer(x).pow(2).sum().backward()
+    optimizer.step()
+    return ((effective() - before).norm() / before.norm()).item()
+
+
+def test_equalised_layers_compute_a_plain_layer_and_learn_at_one_relative_rate():
+    torch.manual_seed(0)
+    layer, x = EqualisedLinear(400, 50, gain=2.0, lr_mul=0.1), torch.randn(8, 400)
+    expected = F.linear(x, layer.weight * layer.scale, layer.bias * 0.1)
+    assert torch.allclose(layer(x), expected)
+    assert abs((layer.weight * layer.scale).std().item() - 2.0 / 400 ** 0.5) < 0.01  # He's std, gain 2
+    conv, images = EqualisedConv2d(4, 6, 3, padding=1), torch.randn(2, 4, 5, 5)
+    expected = F.conv2d(images, conv.weight / 6, conv.bias, padding=1)  # 6 = sqrt(fan-in) = sqrt(4 * 3 * 3)
+    assert torch.allclose(conv(images), expected, atol=1e-6)
+    # a plain layer with a large fan-in has small weights, so Adam's steps (about lr each) change it much faster,
+    # relative to its size, than one with a small fan-in; equalised, both change at about the same relative rate
+    small_in, large_in = torch.randn(64, 16), torch.randn(64, 1024)
+    inputs = ((16, small_in), (1024, large_in))
+    plain = [relative_change_after_one_adam_step(torch.nn.Linear(n, 16), x) for n, x in inputs]
+    equal = [relative_change_after_one_adam_step(EqualisedLinear(n, 16), x) for n, x in inputs]
+    assert plain[1] / plain[0] > 4 and 0.7 < equal[1] / equal[0] < 1.4, (plain, equal)
+    slow = relative_change_after_one_adam_step(EqualisedLinear(16, 16, lr_mul=0.01), small_in)
+    assert 0.005 < slow / equal[0] < 0.02  # lr_mul = 0.01: a hundred times slower
 
 
 def test_style_generator_shapes_truncation_and_noise():
