@@ -270,8 +270,9 @@ LATENT_UNET = DiffusionRecipe("latent_diffusion/latent_unet",
 # (392 s); (32, 16, 8), half the generator's compute: 1,407 / 896 / 827 / 771 after 5 / 10 / 15 / 25 epochs at 2e-3,
 # 1,299 / 693 / 612 / 545 after 5 / 10 / 15 / 25 (460 s) at 3e-3, 1,894 / 966 after 5 / 10 at 4e-3. Lesson 3's DCGAN
 # in the same setting: 837 / 501 / 508 / 436 / 339 after 5 / 10 / 15 / 25 / 40 epochs (458 s)
-# Not yet adopted (found after the rebuild): without mixing regularisation, 816 / 523 / 371 after 10 / 20 / 30 epochs
-# (456 s), DCGAN's level; mixing 0.5: 481 after 20. Check the lesson's style-mixing assert before lowering `mixing`
+# Not adopted (found after the rebuild): without mixing regularisation, 816 / 523 / 371 after 10 / 20 / 30 epochs
+# (456 s), DCGAN's level, but with another seed 790 / 607 / 487 (DCGAN with that seed: 349 after 40); mixing 0.5:
+# 481 after 20. Check the lesson's style-mixing assert before lowering `mixing`
 STYLEGAN = GANRecipe("gan_architectures/stylegan",
                      lambda s: GAN(StyleGenerator(channels=(32, 16, 8)), DCGANDiscriminator(width=32)),
                      lr=3e-3, betas=(0.0, 0.99), augment=1.0)
