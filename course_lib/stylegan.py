@@ -87,6 +87,17 @@ class EqualisedConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
 
 
+def relative_change(layer: nn.Module, x: torch.Tensor, lr: float) -> float:
+    """How much one Adam step with learning rate `lr` (on the loss sum(layer(x)^2)) changes the weights the layer
+    computes with, relative to their size: |w_after - w_before| / |w_before|, w = weight * scale when equalised."""
+    effective = lambda: layer.weight * getattr(layer, "scale", 1.0)  # noqa: E731
+    before = effective().detach().clone()
+    optimizer = torch.optim.Adam(layer.parameters(), lr=lr)
+    layer(x).pow(2).sum().backward()
+    optimizer.step()
+    return ((effective() - before).norm() / before.norm()).item()
+
+
 LEAKY_GAIN = math.sqrt(2)  # He's gain: a layer followed by LeakyReLU keeps its input's scale
 
 

@@ -75,7 +75,8 @@ from course_lib.pretrained import train_or_load
 from course_lib.progressive import Grow
 from course_lib.patches import blurred, detail, sample_report
 from course_lib.singan import inject, resize, sample, super_resolve, train_singan
-from course_lib.stylegan import EqualisedConv2d, EqualisedLinear, mix_styles, mixing_grid, path_length
+from course_lib.stylegan import (EqualisedConv2d, EqualisedLinear, mix_styles, mixing_grid, path_length,
+                                relative_change)
 from course_lib.training import Snapshots, fit
 from course_lib.widgets import FrameScrubber
 
@@ -218,26 +219,15 @@ print(f"style-based generator: {n_params(G):,} parameters ({n_params(G.mapping):
 # than a layer with a small fan-in. Stored at one scale, all layers learn at the same relative rate. The mapping
 # network's layers are slowed a hundredfold on top (`lr_mul=0.01`), as in the paper. One Adam step on a fresh copy of
 # this generator's first 14 x 14 convolution (fan-in 32 x 3 x 3 = 288) and of a style map (fan-in 64), plain and
-# equalised:
+# equalised (`relative_change` in `course_lib.stylegan` measures it, at the recipe's learning rate):
 
 # %%
-def relative_change(layer, x):
-    """How much one Adam step at the recipe's learning rate changes the weights the layer computes with, relative
-    to their size."""
-    effective = lambda: layer.weight * getattr(layer, "scale", 1.0)  # noqa: E731
-    before = effective().detach().clone()
-    optimizer = torch.optim.Adam(layer.parameters(), lr=R.lr)
-    layer(x).pow(2).sum().backward()
-    optimizer.step()
-    return ((effective() - before).norm() / before.norm()).item()
-
-
 torch.manual_seed(0)
 feature_maps, w = torch.randn(8, 32, 14, 14), torch.randn(8, G.w_dim)
-change = {"plain": (relative_change(torch.nn.Conv2d(32, 16, 3, padding=1), feature_maps),
-                    relative_change(torch.nn.Linear(64, 64), w)),
-          "equalised": (relative_change(EqualisedConv2d(32, 16, 3, padding=1), feature_maps),
-                        relative_change(EqualisedLinear(64, 64), w))}
+change = {"plain": (relative_change(torch.nn.Conv2d(32, 16, 3, padding=1), feature_maps, R.lr),
+                    relative_change(torch.nn.Linear(64, 64), w, R.lr)),
+          "equalised": (relative_change(EqualisedConv2d(32, 16, 3, padding=1), feature_maps, R.lr),
+                        relative_change(EqualisedLinear(64, 64), w, R.lr))}
 for name, (conv, style) in change.items():
     print(f"{name:9s}: the convolution changes by {conv:.2%}, the style map by {style:.2%} (ratio {conv / style:.1f})")
 # plain: the layer with the larger fan-in moves about sqrt(288 / 64) = 2.1 times faster; equalised: about the same

@@ -12,7 +12,7 @@ from course_lib.gan_variants import (EBGANStep, EnergyDiscriminator, MSGANStep, 
 from course_lib.gans import GAN, DCGANDiscriminator, DCGANGenerator, GANStep
 from course_lib.progressive import Grow, ProgressiveDiscriminator, ProgressiveGenerator, fade
 from course_lib.stylegan import (EqualisedConv2d, EqualisedLinear, StyleGenerator, adain, mix_styles, mixing_grid,
-                                path_length)
+                                path_length, relative_change)
 
 
 def test_adain_gives_each_feature_map_the_styles_mean_and_spread():
@@ -21,16 +21,6 @@ def test_adain_gives_each_feature_map_the_styles_mean_and_spread():
     out = adain(h, scale, bias)
     assert torch.allclose(out.mean(dim=(2, 3)), bias, atol=1e-4)
     assert torch.allclose(out.std(dim=(2, 3), unbiased=False), 1 + scale, atol=1e-3)
-
-
-def relative_change_after_one_adam_step(layer, x, lr=1e-2) -> float:
-    """How much one Adam step changes the weights the layer computes with, relative to their size."""
-    effective = lambda: layer.weight * getattr(layer, "scale", 1.0)  # noqa: E731
-    before = effective().detach().clone()
-    optimizer = torch.optim.Adam(layer.parameters(), lr=lr)
-    layer(x).pow(2).sum().backward()
-    optimizer.step()
-    return ((effective() - before).norm() / before.norm()).item()
 
 
 def test_equalised_layers_compute_a_plain_layer_and_learn_at_one_relative_rate():
@@ -46,10 +36,10 @@ def test_equalised_layers_compute_a_plain_layer_and_learn_at_one_relative_rate()
     # relative to its size, than one with a small fan-in; equalised, both change at about the same relative rate
     small_in, large_in = torch.randn(64, 16), torch.randn(64, 1024)
     inputs = ((16, small_in), (1024, large_in))
-    plain = [relative_change_after_one_adam_step(torch.nn.Linear(n, 16), x) for n, x in inputs]
-    equal = [relative_change_after_one_adam_step(EqualisedLinear(n, 16), x) for n, x in inputs]
+    plain = [relative_change(torch.nn.Linear(n, 16), x, 1e-2) for n, x in inputs]
+    equal = [relative_change(EqualisedLinear(n, 16), x, 1e-2) for n, x in inputs]
     assert plain[1] / plain[0] > 4 and 0.7 < equal[1] / equal[0] < 1.4, (plain, equal)
-    slow = relative_change_after_one_adam_step(EqualisedLinear(16, 16, lr_mul=0.01), small_in)
+    slow = relative_change(EqualisedLinear(16, 16, lr_mul=0.01), small_in, 1e-2)
     assert 0.005 < slow / equal[0] < 0.02  # lr_mul = 0.01: a hundred times slower
 
 
