@@ -103,8 +103,8 @@ def train_or_load(name: str, train: Callable[[], History], eight_bit: bool = Tru
     in float32 instead of 8 bits (for models whose outputs must be exact).
 
         live = LivePlot(keys=["recon", "kl"])
-        history = train_or_load("vae/vae16", lambda: fit(vae16, loader, step, opt, 30, callbacks=[live]),
-                                show=live, model=vae16)
+        history = train_or_load("vae/vae8", lambda: fit(vae8, loader, step, opt, 30, callbacks=[live]),
+                                show=live, model=vae8)
     """
     if not parts:
         raise ValueError("Name at least one part whose state the training makes, e.g. train_or_load(name, train, "

@@ -7,7 +7,10 @@ Instead of feeding the noise z into the first layer, StyleGAN
 3. after every convolution, renormalises each feature map (instance norm) and gives it a scale and a bias computed
    from w: AdaIN(h, w) = (1 + s(w)) * (h - mean(h)) / std(h) + b(w). Each layer has its own affine map from w,
    so each layer's *style* can come from a different w (style mixing);
-4. adds fresh per-pixel noise to every layer, scaled per channel: the stochastic details (the exact stroke edge).
+4. adds fresh per-pixel noise to every layer, scaled per channel: the stochastic details (the exact stroke edge);
+5. turns the last feature maps of each resolution into an image with a 1 x 1 convolution and sums these images,
+   each upsampled to 28 x 28 (StyleGAN2's "skip" generator; the first StyleGAN grew progressively instead). The
+   coarse layers draw into the image from the first step, and this small generator learns faster for it.
 
 AdaIN is what the lecture shows (means and deviations computed from the latent); StyleGAN2 replaced it by weight
 modulation to remove blob artefacts of large images, a problem 28 x 28 digits do not have.
@@ -34,6 +37,7 @@ from .nets import device_of, evaluating
 
 # the synthesis layers, coarse to fine: two at 7 x 7, two at 14 x 14, two at 28 x 28
 RESOLUTIONS = (7, 7, 14, 14, 28, 28)
+RESOLUTION_LEVELS = (7, 14, 28)
 LEVELS = {"coarse (7 x 7)": (0, 2), "middle (14 x 14)": (2, 4), "fine (28 x 28)": (4, 6)}
 
 
@@ -152,11 +156,13 @@ class StyleGenerator(nn.Module):
         self.z_dim, self.w_dim, self.mixing, self.w_avg_decay = z_dim, w_dim, mixing, w_avg_decay
         self.num_layers = len(RESOLUTIONS)
         self.mapping = MappingNetwork(z_dim, w_dim)
-        width = dict(zip((7, 14, 28), channels))  # fewer feature maps where they are larger, as in StyleGAN
+        width = dict(zip(RESOLUTION_LEVELS, channels))  # fewer feature maps where they are larger, as in StyleGAN
         self.const = nn.Parameter(torch.randn(1, channels[0], 7, 7))
         c_in = [channels[0]] + [width[size] for size in RESOLUTIONS[:-1]]
         self.layers = nn.ModuleList(StyledConv(c, width[size], w_dim) for c, size in zip(c_in, RESOLUTIONS))
-        self.to_image = EqualisedConv2d(channels[-1], 1, 1)
+        # one 1 x 1 convolution to an image per resolution; their outputs are upsampled and summed (StyleGAN2's
+        # "skip" generator: the coarse layers reach the image directly, so they get a learning signal from the start)
+        self.to_images = nn.ModuleList(EqualisedConv2d(c, 1, 1) for c in channels)
         self.register_buffer("w_avg", torch.zeros(w_dim))  # the average w, tracked during training (truncation)
 
     @property
@@ -177,13 +183,16 @@ class StyleGenerator(nn.Module):
         if ws.dim() != 3 or ws.shape[1:] != (self.num_layers, self.w_dim):
             raise ValueError(f"Styles must be shaped (B, {self.num_layers}, {self.w_dim}), got {tuple(ws.shape)}. "
                              f"Make them with generator.styles(z).")
-        h = self.const.expand(len(ws), -1, -1, -1)
+        h, image = self.const.expand(len(ws), -1, -1, -1), None
         for i, (layer, size) in enumerate(zip(self.layers, RESOLUTIONS)):
             if h.shape[-1] != size:
                 h = F.interpolate(h, size=size, mode="nearest")
             n = torch.randn(len(ws), 1, size, size, generator=generator).to(self.device) if noise else None
             h = layer(h, ws[:, i], n)
-        return torch.sigmoid(self.to_image(h))
+            if i + 1 == len(RESOLUTIONS) or RESOLUTIONS[i + 1] != size:  # the last layer at this size: its image
+                out = self.to_images[RESOLUTION_LEVELS.index(size)](h)
+                image = out if image is None else F.interpolate(image, size=size, mode="bilinear") + out
+        return torch.sigmoid(image)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         ws = self.styles(z)

@@ -418,26 +418,26 @@ assert all(estimates[K] > elbo for K in (10, 100, 1000)), "with more than one sa
 # %% [markdown]
 # ## Sampling from the prior: VAE vs AE
 # The real test of a generator. Draw $z \sim \mathcal{N}(0, I)$ and decode it, with a VAE and with a plain
-# autoencoder of the same (convolutional, 16-number code) architecture, trained for the same epochs on the same digits.
+# autoencoder of the same (convolutional, 8-number code) architecture, trained for the same epochs on the same digits.
 
 # %%
-R = recipes.VAE16
-vae16 = R.build(S)
-history_vae16 = train_model(vae16, R, vae_step(augment=R.augment, generator=torch.Generator().manual_seed(0)),
-                            "convolutional VAE, 16-D code", EPOCHS_CONV, keys=["recon", "kl"])
-nelbo = negative_elbo(vae16, x_test)
+R = recipes.VAE8
+vae8 = R.build(S)
+history_vae8 = train_model(vae8, R, vae_step(augment=R.augment, generator=torch.Generator().manual_seed(0)),
+                            "convolutional VAE, 8-D code", EPOCHS_CONV, keys=["recon", "kl"])
+nelbo = negative_elbo(vae8, x_test)
 print(f"test negative ELBO: {nelbo:.1f} nats per image (a coin flip per pixel would be {784 * math.log(2):.0f})")
 assert nelbo < 784 * math.log(2)
 
 # %%
-ae16 = recipes.VAE_AE16.build(S)
-history_ae16 = train_model(ae16, recipes.VAE_AE16, ae_step, "convolutional autoencoder, 16-D code", EPOCHS_CONV)
+ae8 = recipes.VAE_AE8.build(S)
+history_ae8 = train_model(ae8, recipes.VAE_AE8, ae_step, "convolutional autoencoder, 8-D code", EPOCHS_CONV)
 
 # %%
 generator = torch.Generator().manual_seed(1)
-z = torch.randn(N_SCORED[PROFILE], 16, generator=generator)
+z = torch.randn(N_SCORED[PROFILE], vae8.latent_dim, generator=generator)
 with torch.no_grad():
-    samples_vae, samples_ae = vae16.decode(z).cpu(), ae16.decode(z).cpu()
+    samples_vae, samples_ae = vae8.decode(z).cpu(), ae8.decode(z).cpu()
 show_rows({"VAE": samples_vae[:14], "autoencoder": samples_ae[:14]})
 plt.show()
 report_vae = quality_report(samples_vae, name="VAE, z ~ N(0, I)")
@@ -470,9 +470,9 @@ assert grey(samples_vae) > grey(x_test), "the VAE's samples should be blurrier t
 
 # %%
 with torch.no_grad():
-    codes_ae16 = torch.cat([ae16.encode(x).cpu() for x in x_train.split(1000)])
+    codes_ae8 = torch.cat([ae8.encode(x).cpu() for x in x_train.split(1000)])
     torch.manual_seed(1)
-    samples_fitted = ae16.decode(fit_code_gaussian(codes_ae16).sample((N_SCORED[PROFILE],))).cpu()
+    samples_fitted = ae8.decode(fit_code_gaussian(codes_ae8).sample((N_SCORED[PROFILE],))).cpu()
 report_fitted = quality_report(samples_fitted, name="AE, z ~ Gaussian fitted to its codes")
 assert report_fitted["fd"] < report_ae["fd"], "a Gaussian fitted to the codes should beat N(0, I) for the AE"
 
@@ -504,12 +504,12 @@ plt.show()
 a, b = 0, int((y_test != y_test[0]).nonzero()[0])  # two test digits of different classes
 t = torch.linspace(0, 1, 10)
 with torch.no_grad():
-    za, zb = ae16.encode(x_test[[a, b]]).cpu()
-    va, vb = vae16.encode(x_test[[a, b]])[0].cpu()
+    za, zb = ae8.encode(x_test[[a, b]]).cpu()
+    va, vb = vae8.encode(x_test[[a, b]])[0].cpu()
     paths = {
-        "AE, lerp": ae16.decode(lerp(za, zb, t)).cpu(),
-        "VAE, lerp": vae16.decode(lerp(va, vb, t)).cpu(),
-        "VAE, slerp": vae16.decode(slerp(va, vb, t)).cpu(),
+        "AE, lerp": ae8.decode(lerp(za, zb, t)).cpu(),
+        "VAE, lerp": vae8.decode(lerp(va, vb, t)).cpu(),
+        "VAE, slerp": vae8.decode(slerp(va, vb, t)).cpu(),
     }
 show_rows(paths)
 plt.show()
@@ -523,10 +523,10 @@ plt.show()
 pairs = torch.randint(len(x_test), (200, 2), generator=torch.Generator().manual_seed(5))
 pairs = pairs[y_test[pairs[:, 0]] != y_test[pairs[:, 1]]]
 with torch.no_grad():
-    z_ae = ae16.encode(x_test).cpu()
-    z_vae = vae16.encode(x_test)[0].cpu()
-    mid_ae = ae16.decode((z_ae[pairs[:, 0]] + z_ae[pairs[:, 1]]) / 2).cpu()
-    mid_vae = vae16.decode((z_vae[pairs[:, 0]] + z_vae[pairs[:, 1]]) / 2).cpu()
+    z_ae = ae8.encode(x_test).cpu()
+    z_vae = vae8.encode(x_test)[0].cpu()
+    mid_ae = ae8.decode((z_ae[pairs[:, 0]] + z_ae[pairs[:, 1]]) / 2).cpu()
+    mid_vae = vae8.decode((z_vae[pairs[:, 0]] + z_vae[pairs[:, 1]]) / 2).cpu()
     confidence = lambda images: digit_classifier()(images).softmax(1).max(1).values.mean().item()  # noqa: E731
     sure_ae, sure_vae, sure_real = confidence(mid_ae), confidence(mid_vae), confidence(x_test)
 print(f"classifier confidence on decoded midpoints: autoencoder {sure_ae:.1%}, VAE {sure_vae:.1%}"
@@ -538,7 +538,7 @@ assert sure_vae < sure_ae + 0.1, "here the VAE's midpoints are not clearly ahead
 # %% [markdown]
 # Read the three numbers. The VAE's midpoints read as digits, less clearly than real ones; but the autoencoder's
 # midpoints score about as well (the cell asserts that the VAE is not ahead by more than 10 points). So this
-# measurement shows **no gap problem** for this autoencoder: with 16 dimensions and a convolutional decoder, the
+# measurement shows **no gap problem** for this autoencoder: with 8 dimensions and a convolutional decoder, the
 # straight line between the codes of two *real* digits stays where the decoder was trained. Its gaps are elsewhere,
 # away from the codes of real digits, where the codes drawn from $\mathcal{N}(0, I)$ fell in the sampling section
 # (there the VAE's Frechet distance was lower, asserted). In 2-D (lesson 1), half of the codes crowded into a few
@@ -554,17 +554,17 @@ assert sure_vae < sure_ae + 0.1, "here the VAE's midpoints are not clearly ahead
 # %%
 ink = x_train.flatten(1).sum(1)  # how much ink each training digit has
 with torch.no_grad():
-    codes_train = vae16.encode(x_train)[0].cpu()
+    codes_train = vae8.encode(x_train)[0].cpu()
 bold, thin = ink >= ink.quantile(0.75), ink <= ink.quantile(0.25)
 bolder = codes_train[bold].mean(0) - codes_train[thin].mean(0)  # A' - A
 steps = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])
 rows = {}
 with torch.no_grad():
     for i in range(5):
-        rows[f"digit {int(y_test[i])}"] = vae16.decode(z_vae[i] + steps.unsqueeze(1) * bolder).cpu()
-    thinner = vae16.decode(z_vae - bolder).cpu()
-    same = vae16.decode(z_vae).cpu()
-    thicker = vae16.decode(z_vae + bolder).cpu()
+        rows[f"digit {int(y_test[i])}"] = vae8.decode(z_vae[i] + steps.unsqueeze(1) * bolder).cpu()
+    thinner = vae8.decode(z_vae - bolder).cpu()
+    same = vae8.decode(z_vae).cpu()
+    thicker = vae8.decode(z_vae + bolder).cpu()
 show_rows(rows)
 plt.show()
 ink_of = lambda images: images.flatten(1).sum(1).mean().item()  # noqa: E731
@@ -588,15 +588,15 @@ for name, group in [("boldest", bold), ("thinnest", thin)]:
 # zeros each holds.
 #
 # ## The latent explorer
-# Sixteen sliders, one per latent dimension of the convolutional VAE. Pick a test image with the `image` slider and
+# Eight sliders, one per latent dimension of the convolutional VAE. Pick a test image with the `image` slider and
 # press **start from this image** to jump to its code, then move single dimensions and watch which property each one
 # controls (slant, width, thickness, the digit itself). Within about $\pm 2$ you stay where the codes of real digits
 # lie (the cell prints the share of the test digits' code values in that range); push a slider to $\pm 3$: does the
 # image keep its shape?
 
 # %%
-explorer = LatentExplorer(vae16.decode, latent_dim=16, value_range=(-3, 3), images=x_test[:50],
-                          encode=lambda x: vae16.encode(x)[0])
+explorer = LatentExplorer(vae8.decode, latent_dim=vae8.latent_dim, value_range=(-3, 3), images=x_test[:50],
+                          encode=lambda x: vae8.encode(x)[0])
 explorer.start_button.click()  # start from test image 0
 assert torch.allclose(explorer.z, z_vae[:1], atol=explorer.sliders[0].step)
 start = time.perf_counter()

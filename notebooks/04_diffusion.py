@@ -681,7 +681,7 @@ def seconds_per_image(make_batch, n=100):
 
 # the course's own lesson 2 and lesson 3 networks, as their recipes build them (untrained: weights do not change the
 # time a call takes)
-vae, generator = recipes.VAE16.build(S).to(device).eval(), recipes.DCGAN.build(S).generator.to(device).eval()
+vae, generator = recipes.VAE8.build(S).to(device).eval(), recipes.DCGAN.build(S).generator.to(device).eval()
 print(f"lesson 3's DCGAN generator (recipes.DCGAN): width {generator.upsample[0].out_channels}, "
       f"{n_params(generator):,} parameters")
 per_image = {

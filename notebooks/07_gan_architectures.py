@@ -199,7 +199,9 @@ exercises.check("adain", my_adain)
 # exercises.solution("adain")
 
 # %% [markdown]
-# The generator has six styled layers, two per resolution. Its discriminator and augmentation are lesson 3's DCGAN's
+# The generator has six styled layers, two per resolution. Each resolution ends in a 1 x 1 convolution to an image,
+# and the generator's image is their sum, each upsampled to 28 x 28 (StyleGAN2's "skip" outputs, in the place of
+# the first StyleGAN's progressive growing). Its discriminator and augmentation are lesson 3's DCGAN's
 # (`recipes.STYLEGAN`), so what differs is the generator (and Adam's settings, StyleGAN's own).
 
 # %%
@@ -234,11 +236,13 @@ for name, (conv, style) in change.items():
 assert change["plain"][0] > 1.5 * change["plain"][1] and 0.7 < change["equalised"][0] / change["equalised"][1] < 1.4
 
 # %% [markdown]
-# Train it. During training, 90% of the batches mix two latents at a random layer (*mixing regularisation*), so that
-# neighbouring layers cannot rely on sharing one style. The guard stops the run if D wins outright.
+# Train it. During training, a share of the batches (printed below; 90% in the paper) mix two latents at a random
+# layer (*mixing regularisation*), so that neighbouring layers cannot rely on sharing one style. The guard stops the
+# run if D wins outright.
 
 # %%
 epochs, batch_size = S.for_model("stylegan")
+print(f"mixing regularisation in {G.mixing:.0%} of the batches")
 fixed_z = stylegan.sample_z(32, torch.Generator().manual_seed(1))
 loader = make_loader(train, batch_size)
 snapshots = Snapshots(lambda gan: gan.generator(fixed_z), every=max(1, epochs * len(loader) // 30))

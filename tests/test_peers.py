@@ -103,8 +103,8 @@ def test_the_courses_side_of_each_pair_is_its_lessons_recipe():
     course, peer = peers.vae_pair("smoke", device, race)
     vae = course.build()
     assert course.batch_size == recipes.lesson_settings("vae", "smoke").for_model("conv")[1]
-    assert vae.optimizer.param_groups[0]["lr"] == recipes.VAE16.lr and vae.cosine_lr == recipes.VAE16.cosine_lr
-    assert type(vae.model) is type(recipes.VAE16.build(None)) and peer.batch_size == peer_models.VAE_BATCH_SIZE
+    assert vae.optimizer.param_groups[0]["lr"] == recipes.VAE8.lr and vae.cosine_lr == recipes.VAE8.cosine_lr
+    assert type(vae.model) is type(recipes.VAE8.build(None)) and peer.batch_size == peer_models.VAE_BATCH_SIZE
     course, peer = peers.gan_pair("smoke", device, race)
     assert course.batch_size == recipes.lesson_settings("gan", "smoke").batch_size
     assert course.build().step.opt_d.param_groups[0]["lr"] == recipes.DCGAN.lr
@@ -372,7 +372,8 @@ def test_smoke_run_draws_a_png_and_the_readme_table(smoke_run, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     lines = peers.table(report).splitlines()
     assert len(lines) == 2 + len(peers.PAIRS) and lines[2].startswith("| diffusion |")
-    assert lines[3].startswith("| vae | 1 | course ConvVAE (206,081) |") and " / " in lines[3].split("|")[-2]
+    vae_params = n_params(recipes.VAE8.build(recipes.VAE8.settings("smoke")))
+    assert lines[3].startswith(f"| vae | 1 | course ConvVAE ({vae_params:,}) |") and " / " in lines[3].split("|")[-2]
     assert "time to FD <= threshold" in lines[0]
     for line, (name, pair) in zip(lines[2:], report["pairs"].items()):
         assert line.startswith(f"| {name} |") and line.count("|") == lines[0].count("|")

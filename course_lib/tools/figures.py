@@ -132,10 +132,10 @@ def vae_manifold():
 
 @torch.no_grad()
 def vae_samples():
-    vae = load("vae/vae16")["model"]
+    vae = load("vae/vae8")["model"]
     z = torch.randn(64, vae.latent_dim, generator=torch.Generator().manual_seed(0))
     fig, ax = plt.subplots(figsize=(7, 7))
-    _grid(ax, vae.decode(z), 8, "decoded z ~ N(0, I), convolutional VAE, 16-D code")
+    _grid(ax, vae.decode(z), 8, "decoded z ~ N(0, I), convolutional VAE, 8-D code")
     return fig
 
 
@@ -144,7 +144,7 @@ def vae_interpolation():
     from ..vae import slerp
 
     x, y = _test()
-    vae = load("vae/vae16")["model"]
+    vae = load("vae/vae8")["model"]
     rows = {}
     for a, b in [(3, 8), (1, 7), (0, 6)]:
         za, zb = vae.encode(x[y == a][:1])[0], vae.encode(x[y == b][:1])[0]

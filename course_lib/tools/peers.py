@@ -110,7 +110,7 @@ COURSE_DIFFUSION = {
 def vae_pair(profile: str, device: torch.device, settings: RaceSettings, **_) -> tuple[Entrant, Entrant]:
     """Lesson 2's VAE vs the PyTorch examples' VAE; both also give their test negative ELBO (nats per image, same
     Bernoulli likelihood)."""
-    R = recipes.VAE16
+    R = recipes.VAE8
     s = R.settings(profile)
     batch_size = s.for_model("conv")[1]
     train = load_dataset("mnist", "train", n=s.n_train)

@@ -62,8 +62,8 @@ def finished(history, what: str = "training"):
     return history
 
 
-def vae_setup(profile: str, device: torch.device, R: recipes.VAERecipe = recipes.VAE16) -> Setup:
-    """Lesson 2's convolutional VAE (`recipes.VAE16`, or a variant of it made with `dataclasses.replace`), sampled
+def vae_setup(profile: str, device: torch.device, R: recipes.VAERecipe = recipes.VAE8) -> Setup:
+    """Lesson 2's convolutional VAE (`recipes.VAE8`, or a variant of it made with `dataclasses.replace`), sampled
     from its prior N(0, I)."""
     model = R.build(R.settings(profile)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
