@@ -454,7 +454,7 @@ show_images(draws, nrow=8, ax=axes[0], title="one z, 8 noise draws")
 axes[1].imshow(spread[0], cmap="magma"), axes[1].set_axis_off(), axes[1].set_title("std per pixel")
 plt.show()
 print(f"largest per-pixel std: with noise {spread.max():.3f}, noise off {quiet.std(dim=0).max():.3f}")
-assert quiet.std(dim=0).max() == 0
+assert quiet.std(dim=0).max() < 1e-5  # the same image, up to float rounding (a batch's rows can round differently)
 
 # %% [markdown]
 # ## 7. EBGAN: an autoencoder as the discriminator
