@@ -8,9 +8,10 @@ Instead of feeding the noise z into the first layer, StyleGAN
    from w: AdaIN(h, w) = (1 + s(w)) * (h - mean(h)) / std(h) + b(w). Each layer has its own affine map from w,
    so each layer's *style* can come from a different w (style mixing);
 4. adds fresh per-pixel noise to every layer, scaled per channel: the stochastic details (the exact stroke edge);
-5. turns the last feature maps of each resolution into an image with a 1 x 1 convolution and sums these images,
-   each upsampled to 28 x 28 (StyleGAN2's "skip" generator; the first StyleGAN grew progressively instead). The
-   coarse layers draw into the image from the first step, and this small generator learns faster for it.
+5. turns the last feature maps of each resolution into an image with a 1 x 1 convolution and adds it to the image
+   so far, upsampled (bilinear) to that resolution (StyleGAN2's "skip" generator; the first StyleGAN grew
+   progressively instead). The coarse layers draw into the image from the first step; this small generator
+   learned faster with it (see `recipes.STYLEGAN`).
 
 AdaIN is what the lecture shows (means and deviations computed from the latent); StyleGAN2 replaced it by weight
 modulation to remove blob artefacts of large images, a problem 28 x 28 digits do not have.
@@ -160,8 +161,8 @@ class StyleGenerator(nn.Module):
         self.const = nn.Parameter(torch.randn(1, channels[0], 7, 7))
         c_in = [channels[0]] + [width[size] for size in RESOLUTIONS[:-1]]
         self.layers = nn.ModuleList(StyledConv(c, width[size], w_dim) for c, size in zip(c_in, RESOLUTIONS))
-        # one 1 x 1 convolution to an image per resolution; their outputs are upsampled and summed (StyleGAN2's
-        # "skip" generator: the coarse layers reach the image directly, so they get a learning signal from the start)
+        # one 1 x 1 convolution to an image per resolution, added to the upsampled image so far (StyleGAN2's "skip"
+        # generator: the coarse layers reach the image directly, so they get a learning signal from the start)
         self.to_images = nn.ModuleList(EqualisedConv2d(c, 1, 1) for c in channels)
         self.register_buffer("w_avg", torch.zeros(w_dim))  # the average w, tracked during training (truncation)
 

@@ -61,6 +61,29 @@ def test_style_generator_shapes_truncation_and_noise():
         g.synthesis(torch.zeros(2, 3, g.w_dim))
 
 
+def test_every_resolution_draws_into_the_image_through_its_own_skip():
+    torch.manual_seed(0)
+    g = StyleGenerator().eval()
+    ws = g.styles(torch.randn(4, g.z_dim))
+    with torch.no_grad():
+        for to_image in g.to_images:  # small logits, where the sigmoid can be inverted without losing digits
+            to_image.bias.fill_(0.0)
+            to_image.weight.mul_(0.01)
+        logits = lambda: torch.logit(g.synthesis(ws, noise=False).double())  # noqa: E731
+        full = logits()
+        coarse_weight = g.to_images[0].weight.clone()
+        g.to_images[0].weight.zero_()  # without the 7 x 7 image: the logits drop exactly its upsampled part
+        without_coarse = logits()
+        g.to_images[0].weight.copy_(coarse_weight)
+        h = g.const.expand(4, -1, -1, -1)
+        for i in range(2):
+            h = g.layers[i](h, ws[:, i], None)
+        coarse = g.to_images[0](h)  # (4, 1, 7, 7)
+        upsampled = F.interpolate(F.interpolate(coarse, size=14, mode="bilinear"), size=28, mode="bilinear")
+    assert (full - without_coarse).abs().max() > 0.005
+    assert torch.allclose(full - without_coarse, upsampled.double(), atol=1e-5)
+
+
 def test_training_forward_tracks_the_average_w_and_mixes_styles():
     torch.manual_seed(0)
     g = StyleGenerator(mixing=1.0).train()
