@@ -201,8 +201,9 @@ exercises.check("adain", my_adain)
 # %% [markdown]
 # The generator has six styled layers, two per resolution. Each resolution ends in a 1 x 1 convolution to an image,
 # added to the image so far upsampled to that size, so the generator's image is a 7 x 7 sketch with 14 x 14 and
-# 28 x 28 detail added on top (StyleGAN2's "skip" outputs, in the place of the first StyleGAN's progressive growing). Its discriminator and augmentation are lesson 3's DCGAN's
-# (`recipes.STYLEGAN`), so what differs is the generator (and Adam's settings, StyleGAN's own).
+# 28 x 28 detail added on top (StyleGAN2's "skip" outputs, in the place of the first StyleGAN's progressive
+# growing). Its discriminator and augmentation are lesson 3's DCGAN's (`recipes.STYLEGAN`), so what differs is the
+# generator (and Adam's settings, StyleGAN's own).
 
 # %%
 R = recipes.STYLEGAN
