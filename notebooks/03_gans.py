@@ -445,8 +445,11 @@ if PROFILE != "smoke":  # a few hundred steps (smoke) are too few for any of thi
     gan, wgan = summary["GAN"], summary["WGAN-GP"]
     assert all(drop > 0 for drop in gan["modes lost on the way"]), "every GAN run lost modes it had"
     assert all(n == 8 for n in wgan["modes with samples within 0.3"]), "WGAN-GP comes near every mode"
-    assert min(gan["modes with samples within 0.3"]) < 8, "the standard GAN misses a mode in some run"
-    assert all(g > w for g, w in zip(gan["on a mode"], wgan["on a mode"])), "GAN samples sit on the modes more"
+    missed = sum(n < 8 for n in gan["modes with samples within 0.3"])
+    on_more = sum(g > w for g, w in zip(gan["on a mode"], wgan["on a mode"]))
+    print(f"GAN runs with a mode nothing came within 0.3 of: {missed} of {len(SEEDS)} (WGAN-GP: 0); "
+          f"runs whose GAN samples landed on a mode more often than WGAN-GP's with the same seed: {on_more} of "
+          f"{len(SEEDS)}")
 
 # %% [markdown]
 # What to read in these numbers (the `cpu` profile; `smoke` trains too briefly to show anything):
@@ -455,10 +458,13 @@ if PROFILE != "smoke":  # a few hundred steps (smoke) are too few for any of thi
 #   ("mode hopping"); nothing in $V(D, G)$ rewards covering all modes at once.
 # - **The thin trails** between modes in the scatter plots: G maps the connected noise plane onto eight separate
 #   blobs, so some samples must land between them. This is why "on a mode" stays well below 100%.
-# - **WGAN-GP trades precision for coverage.** In every run its samples come within 0.3 of all eight modes, which
-#   the standard GAN does not always manage; but fewer of them land *on* a mode (within 3 standard deviations), and
-#   each run takes several times as long. Its critic keeps giving a useful gradient even where real and generated
-#   points do not overlap, so no mode is left without a pull.
+# - **WGAN-GP's strength is coverage.** In every run its samples come within 0.3 of all eight modes (the cell
+#   checks it), and each run takes several times as long. Its critic keeps giving a useful gradient even where real
+#   and generated points do not overlap, so no mode is left without a pull. Its samples are spread wider, so often
+#   fewer of them land *on* a mode (within 3 standard deviations) than the GAN's; but a GAN caught in the middle of a
+#   hop has few samples on any mode, so which of the two is ahead there changes from run to run, the last line
+#   above counts it. These runs are chaotic: the same seed on another CPU (which rounds its sums in another order)
+#   can end elsewhere, and the bundled runs of instructor mode were trained on one particular machine.
 #
 # Try other seeds, more steps (`S.toy_steps`), or the *grid* of 25 modes, and in the GAN lab above switch the loss to
 # *wgan_gp* with 5 D steps.

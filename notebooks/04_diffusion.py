@@ -229,7 +229,8 @@ exercises.check("signal_left", my_answer)
 # 50 steps, against 1,099 after 419 s with the plain loss (the README has both). `min_snr_gamma=None` gives the paper's
 # plain loss.
 #
-# On a CPU that supports it, the arithmetic runs in bfloat16 (`fast_autocast`); the loss itself stays in float32.
+# On a CPU where it is faster (bfloat16 instructions, and a bfloat16 matrix product timed once to be sure), the
+# arithmetic runs in bfloat16 (`fast_autocast`); the loss itself stays in float32.
 # We also keep an exponential moving average of the weights (`EMA`), as DDPM does: the average over the last few
 # hundred steps samples better than the last step's noisy weights. Sampling uses the averaged copy.
 

@@ -128,6 +128,30 @@ def test_no_fast_path_where_it_would_not_be_faster(monkeypatch):
     assert fast_dtype("meta") is None and "no fast path" in describe_fast_path("meta")
 
 
+def test_cpu_bf16_is_used_only_where_measured_faster(monkeypatch):
+    # a CPU that lists avx512_bf16 but multiplies bfloat16 matrices at half float32's speed (an Intel Xeon whose
+    # virtual machine hides AMX): float32, and the line says why; measured twice as fast: bfloat16
+    monkeypatch.setattr(fastpath, "cpu_bf16_flags", lambda: ("avx512_bf16",))
+    monkeypatch.setattr(fastpath, "_onednn_has_bf16", lambda: True)
+    monkeypatch.setattr(fastpath, "cpu_bf16_speedup", lambda: 0.53)
+    assert fast_dtype("cpu") is None
+    assert "0.53x as fast" in describe_fast_path("cpu") and "needs 1.2x" in describe_fast_path("cpu")
+    with fast_autocast("cpu"):
+        assert torch.nn.Linear(2, 2)(torch.randn(1, 2)).dtype == torch.float32
+    monkeypatch.setattr(fastpath, "cpu_bf16_speedup", lambda: 2.2)  # an AMD EPYC with avx512_bf16
+    assert fast_dtype("cpu") is torch.bfloat16 and describe_fast_path("cpu").startswith("cpu: bfloat16")
+
+
+def test_cpu_bf16_speedup_measures_both_types(monkeypatch):
+    fastpath.cpu_bf16_speedup.cache_clear()
+    seen = []
+    real_mm = torch.mm
+    monkeypatch.setattr(torch, "mm", lambda a, b: seen.append(a.dtype) or real_mm(a, b))
+    speedup = fastpath.cpu_bf16_speedup()
+    fastpath.cpu_bf16_speedup.cache_clear()
+    assert speedup > 0 and seen.count(torch.float32) == 6 and seen.count(torch.bfloat16) == 6
+
+
 def test_fast_path_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("COURSE_FAST_PATH", "off")
     assert fast_dtype("cpu") is None and "COURSE_FAST_PATH=off" in describe_fast_path("cpu")
