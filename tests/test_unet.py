@@ -140,6 +140,7 @@ def test_cpu_bf16_is_used_only_where_measured_faster(monkeypatch):
         assert torch.nn.Linear(2, 2)(torch.randn(1, 2)).dtype == torch.float32
     monkeypatch.setattr(fastpath, "cpu_bf16_speedup", lambda: 2.2)  # an AMD EPYC with avx512_bf16
     assert fast_dtype("cpu") is torch.bfloat16 and describe_fast_path("cpu").startswith("cpu: bfloat16")
+    assert "2.20x as fast" in describe_fast_path("cpu")
 
 
 def test_cpu_bf16_speedup_measures_both_types(monkeypatch):
