@@ -13,7 +13,9 @@ a gradient scaler (`grad_scaler`).
   it would not be faster, the fast path is a no-op.
 - Anything else (Apple's MPS...): a no-op.
 
-`COURSE_FAST_PATH=off` turns it off everywhere (to compare, or to rule it out when something looks wrong).
+`COURSE_FAST_PATH=off` turns it off everywhere (to compare, or to rule it out when something looks wrong);
+`COURSE_FAST_PATH=float16` computes in float16 on any GPU, as a T4 does, so that path (and its gradient scaler) can
+be tried on a newer GPU; the CPU is left as it would be.
 
 A training step with it (the prediction goes back to float32 before the loss):
 
@@ -57,12 +59,18 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     return ()
 
 
-def _enabled_by_env() -> bool:
-    value = os.environ.get("COURSE_FAST_PATH", "auto").strip().lower()
-    if value not in ("auto", "off", ""):
+def _setting() -> str:
+    """`COURSE_FAST_PATH`: "auto" (unset), "off" or "float16"; anything else is an error that lists them."""
+    value = os.environ.get("COURSE_FAST_PATH", "auto").strip().lower() or "auto"
+    if value not in ("auto", "off", "float16"):
         raise ValueError(f"COURSE_FAST_PATH={value!r} is not a setting. Use `export COURSE_FAST_PATH=off` to turn "
-                         f"the fast path off, or unset it (`unset COURSE_FAST_PATH`) to choose automatically.")
-    return value != "off"
+                         f"the fast path off, `export COURSE_FAST_PATH=float16` to compute in float16 on a GPU as a "
+                         f"T4 does, or unset it (`unset COURSE_FAST_PATH`) to choose automatically.")
+    return value
+
+
+def _enabled_by_env() -> bool:
+    return _setting() != "off"
 
 
 BF16_MIN_SPEEDUP = 1.2  # bfloat16 must multiply matrices at least this much faster than float32 to be used
@@ -114,6 +122,8 @@ def fast_dtype(device: torch.device | str) -> torch.dtype | None:
         return None
     if device.type == "cuda" and torch.cuda.is_available():
         major, _ = torch.cuda.get_device_capability(device)
+        if _setting() == "float16":
+            return torch.float16
         return torch.bfloat16 if major >= 8 else torch.float16  # bf16 units arrived with Ampere (8.0)
     if device.type == "cpu" and _cpu_bf16_is_fast():
         return torch.bfloat16
@@ -211,6 +221,8 @@ def describe_fast_path(device: torch.device | str) -> str:
     if device.type == "cuda" and torch.cuda.is_available():
         name, cap = torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device)
         why = ("the GPU has bfloat16 units (compute capability >= 8.0)" if dtype is torch.bfloat16 else
+               "COURSE_FAST_PATH=float16 asks for float16, as on a T4; float16 needs grad_scaler()"
+               if _setting() == "float16" else
                f"compute capability {cap[0]}.{cap[1]} < 8.0 has no bfloat16 units; float16 needs grad_scaler()")
         return f"cuda ({name}): {str(dtype).replace('torch.', '')} autocast, {layout}: {why}"
     if device.type == "cpu":

@@ -312,3 +312,42 @@ def test_a_fast_gan_step_trains_in_bfloat16_and_keeps_float32_weights(which, mon
     after = nets.state_dict()
     assert all(value.dtype == before[key].dtype for key, value in after.items())  # weights stay float32
     assert any(not torch.equal(after[key], before[key]) for key in before)  # and were updated
+
+
+# ---------------------------------------------------------------- COURSE_FAST_PATH=float16: a T4's path on any GPU
+
+
+def test_the_float16_setting_gives_float16_and_a_scaler_on_a_gpu_and_leaves_the_cpu_alone(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # pretend: an H100 (compute capability 9.0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "pretend H100")
+    cpu_before = fastpath.fast_dtype("cpu")
+    assert fastpath.fast_dtype("cuda") is torch.bfloat16
+    monkeypatch.setenv("COURSE_FAST_PATH", "float16")
+    assert fastpath.fast_dtype("cuda") is torch.float16 and "as on a T4" in fastpath.describe_fast_path("cuda")
+    assert fastpath.fast_dtype("cpu") is cpu_before  # the CPU has no float16 fast path: it stays as it was
+    monkeypatch.setenv("COURSE_FAST_PATH", "half")
+    with pytest.raises(ValueError, match="COURSE_FAST_PATH=float16"):
+        fastpath.fast_dtype("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_fit_trains_in_real_float16_on_a_gpu_with_the_scaler(monkeypatch, tmp_path):
+    # the T4's arithmetic on whatever GPU is here: float16 autocast, the loss scaled, the weights in float32
+    monkeypatch.setenv("COURSE_FAST_PATH", "float16")
+    assert fastpath.grad_scaler("cuda").is_enabled()
+
+    def step(model, batch):
+        x, y = (t.cuda() for t in batch)
+        with fast_autocast("cuda"):
+            pred = model(x)
+        assert pred.dtype == torch.float16
+        return F.mse_loss(pred.float(), y)
+
+    model = small_model().cuda()
+    history = fit(model, regression_batches(), step, adam(model), 10, checkpoint=tmp_path / "run.pt", progress=False)
+    assert history.stopped is None and len(history.steps["loss"]) == 80
+    assert history.epochs["loss"][-1] < 0.2 * history.epochs["loss"][0]
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    scale = torch.load(tmp_path / "run.pt", weights_only=True)["parts"]["gradient scaler"]["scale"]
+    assert 1.0 < scale <= 2.0**16  # saved with the run, so a resumed run skips the same steps
