@@ -353,6 +353,15 @@ def _auto(name: str, split: str) -> datasets.VisionDataset:
         return _bundled(name, split)
 
 
+FULL_MNIST_TRAIN = 60_000  # training digits in the full MNIST, which the `gpu` profile is sized for
+
+
+def has_full_mnist() -> bool:
+    """Whether the full MNIST training set is here or can be downloaded now (it is then kept in the cache), as the
+    `gpu` profile needs. False offline, or when the download fails (which is said once, as for any load)."""
+    return len(_auto("mnist", "train")) >= FULL_MNIST_TRAIN
+
+
 def _tell(message: str) -> None:
     """Print a notice once per session (a lesson loads two splits: one notice is enough)."""
     if message not in _told:

@@ -171,6 +171,24 @@ def bf16_call(fn: Callable, device: torch.device | str) -> Callable:
     return call
 
 
+@contextlib.contextmanager
+def exact_float32():
+    """Inside it, float32 convolutions and matrix products keep all of float32's digits on a GPU too. By PyTorch's
+    default an NVIDIA GPU (Ampere and later) computes float32 convolutions in TF32, with 10 bits of mantissa (about
+    3 decimal digits), so two computations that are equal on paper can differ by 1e-3 there. A no-op on the CPU.
+
+    >>> with exact_float32():
+    ...     torch.backends.cudnn.allow_tf32
+    False
+    """
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def grad_scaler(device: torch.device | str):
     """A gradient scaler for float16 training (it multiplies the loss so small gradients do not round to 0 in
     float16); disabled, so a no-op, everywhere else. Use it as

@@ -13,7 +13,7 @@ import torch
 
 from . import plotting
 from .config import WAIT_POLICY, WAIT_POLICY_WHY, env_flag, pick_device, profile_name, seed_everything
-from .data import BUNDLED_ROOT
+from .data import BUNDLED_ROOT, FULL_MNIST_TRAIN, has_full_mnist
 from .pretrained import BUILD_PROFILE, pretrained_switch, use_pretrained
 from .recipes import LessonSettings, lesson_settings
 from .wait_policy import TORCH_FIRST
@@ -25,7 +25,9 @@ def start_lesson(lesson: str, seed: int = 0, pretrained: bool = False,
 
     `pretrained=True` (or `COURSE_PRETRAINED=1`) makes every training cell load the bundled weights instead of
     training; the sizes are then those of the profile the weights were trained in (`cpu`). `presenter=True` (or
-    `COURSE_PRESENTER=1`) makes fonts, figures and widget images larger, for a projector.
+    `COURSE_PRESENTER=1`) makes fonts, figures and widget images larger, for a projector. The `gpu` profile is
+    sized for the full MNIST: where it cannot be had (offline, a failed download), the `cpu` profile is used, and
+    the lesson says so.
 
     >>> PROFILE, S, device = start_lesson("vae")  # doctest: +ELLIPSIS
     profile=smoke  device=...
@@ -37,8 +39,15 @@ def start_lesson(lesson: str, seed: int = 0, pretrained: bool = False,
     pretrained = pretrained or from_environment
     presenter = presenter or env_flag("COURSE_PRESENTER")
     profile = BUILD_PROFILE if pretrained else profile_name()
-    settings = lesson_settings(lesson, profile)
     device = pick_device()
+    if profile == "gpu" and not has_full_mnist():  # the gpu profile's epochs on 4,000 digits: too few steps
+        print(f"The gpu profile is sized for the full MNIST ({FULL_MNIST_TRAIN:,} training digits), which could not "
+              f"be loaded here, and its epochs over the {bundled_digits('train'):,} bundled digits are too few steps "
+              f"to train the lessons' models. Using the cpu profile's sizes, made for the bundled digits, on the "
+              f"{device.type.upper()} instead. For the gpu profile: connect to the internet (or set "
+              f"COURSE_DATA_MIRROR) and restart the kernel.")
+        profile = "cpu"
+    settings = lesson_settings(lesson, profile)
     seed_everything(seed)
     use_pretrained(pretrained, switch)
     plotting.presenter_mode(presenter)

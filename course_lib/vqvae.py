@@ -184,7 +184,7 @@ def vq_step(beta: float = 0.25, restart_every: int = 100, fast: bool = True):
     def step(model: VQVAE, batch):
         with fast_autocast(device_of(model), enabled=fast):
             out = model(batch[0])
-        recon = F.mse_loss(out.image, batch[0])
+        recon = F.mse_loss(out.image.float(), batch[0])  # in float32: a bfloat16 image against float32 fails on CUDA
         count[0] += 1
         if restart_every and count[0] % restart_every == 0:
             model.quantizer.restart_dead_codes(out.z_e.detach())

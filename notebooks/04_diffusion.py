@@ -638,7 +638,7 @@ table = []
 for n_steps in S.ddim_steps:
     start = time.perf_counter()
     with fast_autocast(device):
-        images, _ = ddim_sample(eps_model, schedule, n=n_table, steps=n_steps,
+        images, _ = ddim_sample(eps_model, schedule, n=n_table, steps=n_steps, device=device,
                                 generator=torch.Generator().manual_seed(3))
     seconds = time.perf_counter() - start
     table.append((n_steps, seconds, fd_to_training_digits(images)))

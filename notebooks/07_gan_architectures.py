@@ -370,8 +370,8 @@ exercises.check("psi_zero", my_answer)
 # Interpolate between two latents in z (top) and between their images under the mapping in w (bottom):
 
 # %%
-t = torch.linspace(0, 1, 10)[:, None]
 za2, zb2 = stylegan.sample_z(2, torch.Generator().manual_seed(9))
+t = torch.linspace(0, 1, 10, device=za2.device)[:, None]
 w_ends = G.styles(torch.stack([za2, zb2]))[:, 0]
 with torch.no_grad():
     in_z = G.synthesis(G.styles((1 - t) * za2 + t * zb2), noise=False).cpu()

@@ -134,3 +134,20 @@ def test_the_test_settings_load_without_the_parallel_plugin():
                           "no:cacheprovider", "-o", "addopts=", "tests/test_config.py"],
                          cwd=root, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+def test_the_gpu_profile_without_the_full_mnist_uses_the_cpu_sizes_and_says_so(monkeypatch, capsys):
+    from course_lib import data, lesson
+    from course_lib.recipes import lesson_settings
+
+    monkeypatch.setenv("COURSE_PROFILE", "gpu")
+    monkeypatch.setenv("COURSE_OFFLINE", "1")  # only the 4,000 bundled digits: a fifteenth of the gpu profile's data
+    assert not data.has_full_mnist()
+    profile, settings, _ = lesson.start_lesson("diffusion")
+    said = capsys.readouterr().out
+    assert profile == "cpu" and settings == lesson_settings("diffusion", "cpu")
+    assert "sized for the full MNIST (60,000" in said and "connect to the internet" in said
+    monkeypatch.setattr(lesson, "has_full_mnist", lambda: True)  # with it (e.g. on Colab): the gpu profile as set
+    profile, settings, _ = lesson.start_lesson("diffusion")
+    assert profile == "gpu" and settings == lesson_settings("diffusion", "gpu")
+    assert "sized for the full MNIST" not in capsys.readouterr().out
