@@ -288,8 +288,11 @@ def guided_eps(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float) -> to
 class GuidedModel(nn.Module):
     """eps_model(x, t) for the samplers: a class-conditional U-Net guided towards `labels` with scale `w`.
 
-    Both predictions come from one forward pass over a doubled batch (the images with their labels, then with the
-    empty label). w = 0 skips the conditional half, w = 1 the unconditional one.
+    On a GPU both predictions come from one forward pass over a doubled batch (the images with their labels, then
+    with the empty label). On a CPU they come from two passes, which measured faster there: 389-409 ms against
+    679-714 ms per step for 300 digits with lesson 5's U-Net on a 2-core Intel Xeon (the doubled batch's activations
+    no longer fit the CPU's caches), and 1.1-1.2x faster for lesson 6's latent U-Net and lesson 8's 7 x 7 base.
+    w = 0 skips the conditional pass, w = 1 the unconditional one.
 
         images, _ = ddim_sample(GuidedModel(unet, labels, w=3.0), schedule, n=len(labels), steps=50)
     """
@@ -319,5 +322,8 @@ class GuidedModel(nn.Module):
                 return self.model(x, t, empty).float()
             if self.w == 1:
                 return self.model(x, t, y).float()
-            eps_c, eps_u = self.model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, empty])).float().chunk(2)
+            if x.device.type == "cpu":  # two passes: faster than one over the doubled batch on a CPU (docstring)
+                eps_c, eps_u = self.model(x, t, y).float(), self.model(x, t, empty).float()
+            else:
+                eps_c, eps_u = self.model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, empty])).float().chunk(2)
         return guided_eps(eps_u, eps_c, self.w)

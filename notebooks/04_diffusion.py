@@ -71,7 +71,7 @@ from course_lib.data import load_dataset, make_loader
 from course_lib.diffusion import (DiffusionSchedule, Trajectory, ddim_sample, ddpm_sample, ddpm_update, diffusion_loss,
                                   forward_trajectory, predict_x0, q_sample, q_step, to_image_range, to_model_range)
 from course_lib.diffusion_theory import GaussianMixture2D, TimeMLP, elbo_weight, min_snr_weight, posterior
-from course_lib.fastpath import describe_fast_path, fast_autocast
+from course_lib.fastpath import describe_fast_path, fast_autocast, prepare_model
 from course_lib.lesson import start_lesson
 from course_lib.liveplot import LivePlot
 from course_lib.metrics import fd_to_training_digits, quality_report
@@ -261,7 +261,7 @@ exercises.check("ddpm_loss", my_ddpm_loss)
 
 # %%
 torch.manual_seed(0)
-model = R.build(S).to(device)
+model = prepare_model(R.build(S), device)  # moved to the device, in the memory layout that is fastest there
 print(f"U-Net: {n_params(model):,} parameters. {describe_fast_path(device)}")
 optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
 step_noise = torch.Generator().manual_seed(0)

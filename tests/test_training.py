@@ -211,3 +211,14 @@ def test_ema_follows_the_weights_with_a_lag():
     instant = EMA(model, decay=0.0)
     fit(model, regression_batches(), mse_step, sgd(model), epochs=4, callbacks=[instant], progress=False)
     assert torch.equal(instant.model.weight, model.weight)  # decay 0: the average is the last weights
+
+
+def test_fit_flushes_denormal_numbers_to_zero_on_the_cpu():
+    # computing with numbers below ~1e-38 is many times slower on a CPU; fit has them treated as 0 (module docstring)
+    torch.set_flush_denormal(False)
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    assert (tiny * 1.0).item() != 0.0
+    model = torch.nn.Linear(1, 1)
+    fit(model, [(torch.randn(4, 1),)], lambda m, batch: m(batch[0]).pow(2).mean(),
+        torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, progress=False)
+    assert (tiny * 1.0).item() == 0.0

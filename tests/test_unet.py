@@ -161,10 +161,18 @@ def test_fast_path_can_be_turned_off(monkeypatch):
         fast_dtype("cpu")
 
 
-def test_prepare_model_keeps_the_cpu_layout():
-    model = prepare_model(tiny_unet(), "cpu")  # channels_last made GroupNorm slow on the CPU: stay NCHW there
-    assert model.stem.weight.is_contiguous()
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_prepare_model_picks_the_cpu_layout_by_its_arithmetic(dtype, monkeypatch):
+    # float32: channels_last (measured faster); bfloat16: NCHW (channels_last made GroupNorm slow there)
+    monkeypatch.setattr(fastpath, "fast_dtype", lambda device: dtype)
+    model = prepare_model(tiny_unet(), "cpu")
+    weight = next(m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert weight.is_contiguous(memory_format=torch.channels_last) == (dtype is None)
+    assert weight.is_contiguous() == (dtype is not None)
     assert next(model.parameters()).device.type == "cpu"
+    x, t = batch(2)
+    with torch.no_grad():  # the same numbers in either layout, up to rounding
+        assert torch.allclose(model(x, t), model.to(memory_format=torch.contiguous_format)(x, t), atol=1e-5)
 
 
 @pytest.mark.parametrize("fast", [False, True])
@@ -206,7 +214,8 @@ def test_gpu_choice_of_16_bit_type(monkeypatch, capability, dtype):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a pretend GPU")
     assert fast_dtype("cuda") is dtype
-    assert fastpath.uses_channels_last("cuda") and not fastpath.uses_channels_last("cpu")
+    assert fastpath.uses_channels_last("cuda")
+    assert fastpath.uses_channels_last("cpu") == (fast_dtype("cpu") is None)  # float32 CPUs: see the next test
     text = describe_fast_path("cuda")
     assert text.startswith(f"cuda (a pretend GPU): {str(dtype)[6:]} autocast")
     assert ("grad_scaler" in text) == (dtype is torch.float16)

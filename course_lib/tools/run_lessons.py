@@ -3,8 +3,9 @@
     python -m course_lib.tools.run_lessons --profile cpu --only diffusion conditional
     python -m course_lib.tools.run_lessons --profile gpu --jobs 10 --threads 1 --out runs/gpu_lessons
 
-Each lesson's notebook is executed by a Jupyter kernel (nbclient), with no display (`COURSE_HEADLESS=1`, matplotlib's
-Agg backend) and nothing downloaded (`COURSE_OFFLINE=1`: the bundled digits). For each lesson, `--out` gets:
+Each lesson's notebook is executed by a Jupyter kernel (nbclient), as `jupyter nbconvert --execute` does: the live
+plots draw their frames into the cell outputs as for a student (`--headless` skips them), and nothing is downloaded
+(`COURSE_OFFLINE=1`: the bundled digits). For each lesson, `--out` gets:
 
 - `NN_name.log`: every cell's printed output and error, with the seconds the cell took;
 - `NN_name.ipynb`: the executed notebook (its figures too);
@@ -59,14 +60,14 @@ def cell_text(cell) -> str:
 
 
 def run_one(lesson: str, profile: str, out: Path, timeout: int, threads: int | None,
-            deadline: float | None = None) -> dict:
+            deadline: float | None = None, headless: bool = False) -> dict:
     """Execute one lesson's notebook; return its record (see the module's docstring). After `deadline` seconds the
     kernel is interrupted, as the stop button does: the lesson is recorded as stopped in the cell it had reached."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    os.environ.update(COURSE_PROFILE=profile, COURSE_OFFLINE="1", COURSE_HEADLESS="1", MPLBACKEND="Agg")
+    os.environ.update(COURSE_PROFILE=profile, COURSE_OFFLINE="1", COURSE_HEADLESS="1" if headless else "0")
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     name = NOTEBOOKS[lesson]
@@ -127,6 +128,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=3000, help="seconds one cell may take (default 3000)")
     parser.add_argument("--deadline", type=float, default=None,
                         help="seconds after which a lesson is stopped (interrupted) and recorded as such")
+    parser.add_argument("--headless", action="store_true", help="no live-plot frames (COURSE_HEADLESS=1)")
     parser.add_argument("--out", type=Path, default=Path("runs") / "lessons")
     args = parser.parse_args(argv)
     lessons = args.only or list(NOTEBOOKS)
@@ -136,13 +138,14 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         parser.error(f"--jobs must be 1 or more, not {args.jobs}")
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"profile": args.profile, "jobs": args.jobs, "threads": args.threads, **machine(), "lessons": {}}
+    report = {"profile": args.profile, "jobs": args.jobs, "threads": args.threads, "headless": args.headless,
+              **machine(), "lessons": {}}
     print(f"{report['machine']}\n{report['fast_path']}\nrunning {len(lessons)} lesson(s), profile {args.profile}, "
           f"{args.jobs} at once", flush=True)
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no torch state forked
     with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
         futures = [pool.submit(run_one, lesson, args.profile, args.out, args.timeout, args.threads,
-                               args.deadline)
+                               args.deadline, args.headless)
                    for lesson in lessons]
         for future in as_completed(futures):
             record = future.result()
