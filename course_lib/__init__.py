@@ -24,6 +24,12 @@ bottom           `config` (profiles, device, seeding), `nets` (evaluating, n_par
 # First of all: how torch's CPU threads will wait for each other, chosen before any course module imports torch.
 from . import wait_policy
 
+# Then: the CPU treats denormal numbers (below about 1e-38) as 0, set before torch starts its threads, since each
+# thread keeps the setting it started with. Computing with them is many times slower (see `training`).
+import torch
+
+torch.set_flush_denormal(True)
+
 __all__ = ["doctor", "wait_policy"]
 
 __version__ = "0.1.0"

@@ -8,8 +8,9 @@ tqdm, calls the callbacks (e.g. a live plot), and saves a checkpoint each epoch 
 A step that updates its model itself (a GAN alternates two optimizers) is given `optimizer=None` and returns
 plain numbers; `fit` then only drives and records.
 
-`fit` has the CPU treat denormal numbers (below about 1e-38 in float32) as 0 (`torch.set_flush_denormal(True)`, left
-on for the rest of the session). Late in training some of Adam's averages and gradients shrink to such numbers, and a
+`import course_lib` has the CPU treat denormal numbers (below about 1e-38 in float32) as 0
+(`torch.set_flush_denormal(True)`), before torch starts its threads, which keep the setting they start with; `fit`
+sets it again for its own thread. Late in training some of Adam's averages and gradients shrink to such numbers, and a
 CPU computes with them many times slower: lesson 5's 2-D VAE (batch 64, 2 threads, a 2-core Intel Xeon) went from
 0.40 s per epoch to 0.73-0.82 s after about 12 of its 60 epochs; with them flushed every epoch took 0.40 s (60
 epochs: 23.9 s instead of 40.6 s), and the last epoch's loss was the same, 136.08.
@@ -171,7 +172,7 @@ def fit(model: torch.nn.Module, loader: Iterable, step: Callable, optimizer: tor
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs is the number of passes over the data in all, a whole number, got {epochs!r}.")
-    torch.set_flush_denormal(True)  # tiny numbers as 0 on the CPU: computing with them is slow (module docstring)
+    torch.set_flush_denormal(True)  # tiny numbers as 0 on the CPU (module docstring); `import course_lib` set it too
     if hasattr(loader, "__len__") and len(loader) == 0:
         raise ValueError(_EMPTY_LOADER)
     device = torch.device(device) if device else device_of(model)

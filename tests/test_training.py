@@ -222,3 +222,17 @@ def test_fit_flushes_denormal_numbers_to_zero_on_the_cpu():
     fit(model, [(torch.randn(4, 1),)], lambda m, batch: m(batch[0]).pow(2).mean(),
         torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, progress=False)
     assert (tiny * 1.0).item() == 0.0
+
+
+def test_importing_the_course_flushes_denormals_in_every_thread_of_torch():
+    # set before torch's threads start, so a product split over all of them gives 0 for 1e-39 too (set after the
+    # threads started, only the thread that set it flushed: half of such a product stayed 1e-39 on 2 threads)
+    import os
+    import subprocess
+    import sys
+
+    code = ("import course_lib, torch; x = torch.full((4_000_000,), 1e-39); "
+            "print(torch.get_num_threads(), (x * 1.0).ne(0).sum().item())")
+    threads, left = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                   env={**os.environ, "OMP_NUM_THREADS": "2"}).stdout.split()
+    assert threads == "2" and left == "0"
