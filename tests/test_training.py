@@ -213,18 +213,6 @@ def test_ema_follows_the_weights_with_a_lag():
     assert torch.equal(instant.model.weight, model.weight)  # decay 0: the average is the last weights
 
 
-def test_fit_flushes_denormal_numbers_to_zero_on_the_cpu():
-    # computing with numbers below ~1e-38 is many times slower on a CPU; fit has them treated as 0 (module docstring)
-    if not torch.set_flush_denormal(False):
-        pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal: x86 with SSE3, or ARM64)")
-    tiny = torch.tensor([1e-39], dtype=torch.float32)
-    assert (tiny * 1.0).item() != 0.0
-    model = torch.nn.Linear(1, 1)
-    fit(model, [(torch.randn(4, 1),)], lambda m, batch: m(batch[0]).pow(2).mean(),
-        torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, progress=False)
-    assert (tiny * 1.0).item() == 0.0
-
-
 def test_importing_the_course_flushes_denormals_in_every_thread_of_torch():
     # set before torch's threads start, so a product split over all of them gives 0 for 1e-39 too (set after the
     # threads started, only the thread that set it flushed: half of such a product stayed 1e-39 on 2 threads)

@@ -98,15 +98,17 @@ def run_one(lesson: str, profile: str, out: Path, timeout: int, threads: int | N
     code = [(i, cell) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
     with open(out / f"{name}.log", "w") as log:
         for i, cell in code:
-            log.write(f"## cell {i} ({cell_seconds(cell):.1f} s): {cell.source.splitlines()[0] if cell.source else ''}\n")
+            first_line = cell.source.splitlines()[0] if cell.source else ""
+            log.write(f"## cell {i} ({cell_seconds(cell):.1f} s): {first_line}\n")
             log.write(cell_text(cell))
     failed_cell = next((i for i, cell in code if any(o.get("output_type") == "error" for o in cell.outputs)), None)
     slowest = sorted(code, key=lambda pair: -cell_seconds(pair[1]))[:5]
     return {"lesson": lesson, "notebook": f"{name}.ipynb", "seconds": round(seconds, 1), "passed": error is None,
             "error": error, "failed_cell": failed_cell,
-            "stopped": bool(deadline) and error is not None and seconds >= deadline, "slowest_cells": [{"cell": i, "seconds": round(cell_seconds(cell), 1),
-                                               "source": cell.source.splitlines()[0][:80] if cell.source else ""}
-                                              for i, cell in slowest]}
+            "stopped": bool(deadline) and error is not None and seconds >= deadline,
+            "slowest_cells": [{"cell": i, "seconds": round(cell_seconds(cell), 1),
+                               "source": cell.source.splitlines()[0][:80] if cell.source else ""}
+                              for i, cell in slowest]}
 
 
 def machine() -> dict:
@@ -154,7 +156,8 @@ def main(argv=None) -> int:
             said = "passed" if record["passed"] else f"FAILED: {record['error']}"
             print(f"{record['notebook']:36s} {record['seconds']:7.1f} s  {said}", flush=True)
     failed = [name for name, record in report["lessons"].items() if not record["passed"]]
-    print(f"{len(lessons) - len(failed)} of {len(lessons)} passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    said = f"; failed: {', '.join(failed)}" if failed else ""
+    print(f"{len(lessons) - len(failed)} of {len(lessons)} passed{said}")
     return 1 if failed else 0
 
 
