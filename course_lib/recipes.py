@@ -252,7 +252,7 @@ CGAN = GANRecipe("conditional/cgan", lambda s: ConditionalGAN(ConditionalGenerat
                                                               ConditionalDiscriminator(width=32)), lr=2e-3, augment=1.0)
 PIX2PIX = Pix2PixRecipe("conditional/pix2pix", lambda s: Pix2Pix(), lr=1e-3, fast=True)
 PIX2PIX_L1 = Pix2PixRecipe("conditional/pix2pix_l1", lambda s: Pix2Pix(), lr=1e-3, adversarial=False, fast=True)
-VAE_2D = VAERecipe("conditional/vae", lambda s: MLPVAE(latent_dim=2), lr=2e-3, cosine_lr=True)
+# the CVAE is lesson 2's 2-D VAE (VAE2) plus the label; lesson 5 compares it with VAE2 as lesson 2 trained it
 CVAE = VAERecipe("conditional/cvae", lambda s: ConditionalVAE(latent_dim=2), lr=2e-3, cosine_lr=True)
 # lesson 5's guided U-Net is lesson 4's with a label embedding: in the `cpu` profile it starts from lesson 4's bundled
 # weights (the label embedding alone starts random) and trains 15 epochs instead of 30 from scratch

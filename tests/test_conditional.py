@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from course_lib.conditional import (
-    ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator, ConditionalVAE, GuidedModel, check_labels,
-    class_grid_labels, cfg_step, cvae_loss, cvae_step, drop_labels, guided_eps, one_hot, style_share,
+    CPU_CHUNK, ConditionalDiscriminator, ConditionalGAN, ConditionalGenerator, ConditionalVAE, GuidedModel,
+    check_labels, class_grid_labels, cfg_step, cvae_loss, cvae_step, drop_labels, guided_eps, one_hot, style_share,
 )
 from course_lib.data import load_dataset
 from course_lib.diffusion import DiffusionSchedule, ddim_sample
@@ -80,6 +80,22 @@ def test_guided_model_matches_its_two_parts(tiny_unet):
         for w, expected in [(0.0, eps_u), (1.0, eps_c), (2.5, eps_u + 2.5 * (eps_c - eps_u))]:
             got = GuidedModel(tiny_unet, y, w, fast=False)(x, t)
             assert torch.allclose(got, expected, atol=1e-5), w
+
+
+def test_a_large_batch_on_a_cpu_is_guided_in_chunks_with_the_same_result(tiny_unet, monkeypatch):
+    n = 2 * CPU_CHUNK + 7  # three calls per pass: 100, 100 and 7 images
+    x, t = torch.randn(n, 1, 28, 28), torch.randint(0, 1000, (n,))
+    y = torch.arange(n) % 10
+    calls = []
+    monkeypatch.setattr(tiny_unet, "forward", lambda x, t, y: calls.append(len(x)) or UNet.forward(tiny_unet, x, t, y))
+    with torch.no_grad():
+        got = GuidedModel(tiny_unet, y, 2.5, fast=False)(x, t)
+        sizes, calls[:] = list(calls), []
+        eps_c, eps_u = tiny_unet(x, t, y), tiny_unet(x, t, torch.full_like(y, 10))
+    assert sizes == [CPU_CHUNK, CPU_CHUNK, 7] * 2
+    assert torch.allclose(got, eps_u + 2.5 * (eps_c - eps_u), atol=1e-5)
+    with torch.no_grad():  # a single timestep for the whole batch is spread over the chunks too
+        assert torch.allclose(GuidedModel(tiny_unet, y, 1.0, fast=False)(x, 500), tiny_unet(x, 500, y), atol=1e-5)
 
 
 def test_guided_sampler_at_w0_and_w1_equals_the_unconditional_and_conditional_samplers(tiny_unet):

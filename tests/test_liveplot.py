@@ -115,7 +115,19 @@ def test_the_final_frame_has_the_title_and_the_recorded_curve(monkeypatch):
     assert list(ax.lines[0].get_ydata()) == state.history.steps["loss"]  # the raw curve under the smoothed one
 
 
-def test_slow_frames_are_drawn_less_often_so_drawing_takes_at_most_a_tenth_of_the_time(monkeypatch):
+def test_a_long_curve_is_drawn_from_every_kth_step_at_its_own_step_numbers(monkeypatch):
+    figures, real_figure = [], liveplot.Figure
+    monkeypatch.setattr(liveplot, "Figure", lambda *a, **k: figures.append(real_figure(*a, **k)) or figures[-1])
+    state = training_state(n_steps=1000)
+    LivePlot().on_train_end(state)
+    raw, smooth = figures[-1].axes[0].lines[:2]
+    assert len(raw.get_xdata()) <= liveplot.MAX_POINTS and len(smooth.get_xdata()) == len(raw.get_xdata())
+    assert list(raw.get_xdata()[:3]) == [0, 3, 6]  # 1,000 steps: every 3rd, at its step number
+    assert list(raw.get_ydata()[:3]) == [state.history.steps["loss"][i] for i in (0, 3, 6)]
+    assert smooth.get_ydata()[1] == liveplot._smooth(state.history.steps["loss"])[3]  # smoothed over every step
+
+
+def test_slow_frames_are_drawn_less_often_so_drawing_takes_at_most_a_twentieth_of_the_time(monkeypatch):
     monkeypatch.setattr(liveplot.time, "monotonic", FakeClock(now=1000.0, tick=1.0))  # one second per step
     monkeypatch.setattr(liveplot.time, "perf_counter", FakeClock(now=0.0, tick=2.0))  # each frame takes 2 s to draw
     live = LivePlot(every_s=1)
@@ -123,4 +135,4 @@ def test_slow_frames_are_drawn_less_often_so_drawing_takes_at_most_a_tenth_of_th
     state = training_state()
     for _ in range(100):  # 100 simulated seconds: every step would be due at every_s = 1
         live.on_step_end(state)
-    assert live.frames == 5  # one frame every 20 s: 2 s of drawing in each 20
+    assert live.frames == 3  # one frame every 40 s: 2 s of drawing in each 40

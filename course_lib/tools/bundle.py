@@ -218,7 +218,7 @@ def _catalogue() -> dict[str, Entry]:
         model(R.AE2, _reconstruction), model(R.AE16, _reconstruction), model(R.DAE, _reconstruction),
         model(R.VAE2, _vae), model(R.VAE2_BETA[0.2], _vae), model(R.VAE2_BETA[5.0], _vae),
         model(R.VAE_AE2, _reconstruction), model(R.VAE8, _vae), model(R.VAE_AE8, _reconstruction),
-        model(R.PIX2PIX, _pix2pix), model(R.PIX2PIX_L1, _pix2pix), model(R.VAE_2D, _vae), model(R.CVAE, _cvae),
+        model(R.PIX2PIX, _pix2pix), model(R.PIX2PIX_L1, _pix2pix), model(R.CVAE, _cvae),
         model(R.LATENT_AE, _reconstruction),
     ])
     entries[R.DCGAN.name] = Entry(lambda: {"gan": built(R.DCGAN), "snapshots": Snapshots(None, every=1)}, _generator)

@@ -261,7 +261,6 @@ DRY_RUNS = (
     DryRun("conditional", "pix2pix (cGAN + L1)", (recipes.PIX2PIX,), pix2pix(recipes.PIX2PIX), settings_name="pix2pix"),
     DryRun("conditional", "pix2pix generator, L1 only", (recipes.PIX2PIX_L1,), pix2pix(recipes.PIX2PIX_L1),
            settings_name="pix2pix"),
-    DryRun("conditional", "VAE, 2-D code", (recipes.VAE_2D,), vae(recipes.VAE_2D), settings_name="cvae"),
     DryRun("conditional", "conditional VAE, 2-D code", (recipes.CVAE,), cvae, settings_name="cvae"),
     DryRun("conditional", "guided diffusion U-Net", (recipes.CFG,), guided_diffusion(recipes.CFG), settings_name="cfg"),
     DryRun("latent_diffusion", "latent autoencoder", (recipes.LATENT_AE,), autoencoder(recipes.LATENT_AE),
