@@ -33,6 +33,7 @@ from ..conditional import GuidedModel, cfg_step, cvae_step
 from ..config import N_SCORED, PROFILES, pick_device, seed_everything
 from ..data import load_dataset, make_loader
 from ..diffusion import DiffusionSchedule, ddim_sample, ddpm_sample
+from ..fastpath import prepare_model
 from ..gans import GANGuard, GANStep
 from ..latent_diffusion import decode_latents, encode_dataset
 from ..metrics import class_accuracy, fd_to_training_digits, quality_report
@@ -176,7 +177,7 @@ def train_cgan(profile: str, device: torch.device, n_scored: int | None = None) 
     epochs, batch_size = s.for_model("cgan")
     train = load_dataset("mnist", "train", n=s.n_train)
     R = recipes.CGAN
-    cgan = R.build(s).to(device)
+    cgan = prepare_model(R.build(s), device)  # as lesson 5 builds it
     step = GANStep(cgan, generator=torch.Generator().manual_seed(0), **R.step_args())
     history = finished(fit(cgan, make_loader(train, batch_size), step, None, epochs, device=device,
                            callbacks=[GANGuard()], progress=False))
@@ -220,7 +221,7 @@ def train_pix2pix(profile: str, device: torch.device, n_scored: int | None = Non
     models = {}
     for name, R in (("pix2pix", recipes.PIX2PIX), ("l1_only", recipes.PIX2PIX_L1)):
         torch.manual_seed(0)
-        model = R.build(s).to(device)
+        model = prepare_model(R.build(s), device)
         step = Pix2PixStep(model, **R.step_args())
         history = finished(fit(model, make_loader(train, batch_size), step, None, epochs, device=device,
                                progress=False), name)
@@ -254,7 +255,7 @@ def train_cfg(profile: str, device: torch.device, n_scored: int | None = None) -
     train = load_dataset("mnist", "train", n=s.n_train)
     R = recipes.CFG
     schedule = DiffusionSchedule(T=R.T, kind=R.schedule)
-    model = R.build(s).to(device)
+    model = prepare_model(R.build(s), device)
     optimizer = torch.optim.Adam(model.parameters(), lr=R.lr)
     ema = EMA(model, decay=R.ema_decay)
     step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
