@@ -363,8 +363,9 @@ exercises.check("pix2pix_g_loss", my_pix2pix_g_loss)
 # with a 2-number code so we can look at it. The VAE is lesson 2's 2-D VAE (`recipes.VAE2`), loaded from the course's
 # bundle as lesson 2's `cpu` Run-All trained it (20 epochs), rather than trained a second time. The CVAE is the same
 # network with the label added to its encoder and decoder (`recipes.CVAE`: the same optimizer and schedule), trained
-# here for longer: with the label to use, it needs more epochs to draw every digit well. More epochs would only put
-# *more* class information into the VAE's code, so comparing how much of it each code holds is fair to the CVAE.
+# here for longer, as it needs to draw every digit well (the README lists the shorter runs that drew fewer right). In
+# the course's runs a VAE trained longer put *more* class information into its code, not less, so the shorter VAE
+# does not flatter the comparison below of how much of the class each code holds.
 
 # %%
 epochs, batch_size = S.for_model("cvae")
