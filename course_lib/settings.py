@@ -82,7 +82,7 @@ _SETTINGS = {
                                 per_model=(("cgan", 2, 64), ("pix2pix", 2, 64), ("cvae", 4, 64), ("cfg", 2, 64))),
         "cpu": LessonSettings(n_train=6000, n_test=1000, epochs=40, batch_size=64, channels=(16, 32, 64),
                               n_sampled=300,
-                              per_model=(("cgan", 35, 64), ("pix2pix", 12, 64), ("cvae", 60, 64), ("cfg", 15, 32))),
+                              per_model=(("cgan", 35, 64), ("pix2pix", 12, 64), ("cvae", 60, 64), ("cfg", 12, 32))),
         "gpu": LessonSettings(n_train=60000, n_test=10000, epochs=15, batch_size=128, channels=(32, 64, 128),
                               n_sampled=1000,
                               per_model=(("cgan", 15, 128), ("pix2pix", 5, 128), ("cvae", 30, 128), ("cfg", 20, 128))),

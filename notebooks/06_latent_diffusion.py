@@ -310,8 +310,8 @@ if PROFILE == "gpu":  # lesson 5's training, at lesson 5's `gpu` sizes
                     min_snr_gamma=R.min_snr_gamma)
     optimizer = torch.optim.Adam(pixel_unet.parameters(), lr=R.lr)
     history = train_or_load(R.name, lambda: fit(pixel_unet, make_loader(train, batch_size), step, optimizer, epochs,
-                                                device=device, callbacks=[pixel_ema, live]), show=live,
-                            ema=pixel_ema.model)
+                                                device=device, callbacks=[pixel_ema, CosineSchedule(optimizer, epochs),
+                                                                          live]), show=live, ema=pixel_ema.model)
 else:  # lesson 5's model as lesson 5's `cpu` Run-All trained it; its history keeps the seconds that took
     history = load_into(R.name, ema=pixel_ema.model)
 pixel_seconds, how = history.seconds, f"{history.epoch} epochs"

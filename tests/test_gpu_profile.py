@@ -53,6 +53,17 @@ def test_the_gpu_sizes_are_the_recipes_and_larger_than_cpu(run):
     assert gpu_batch > cpu_batch or run.batch_size  # only the toy GANs keep one batch size in every profile
 
 
+@pytest.mark.parametrize("run", [run for run in DRY_RUNS if isinstance(run.recipes[0], recipes.DiffusionRecipe)],
+                         ids=recipe_name)
+def test_a_u_net_gets_its_recipes_learning_rate_schedule(run, no_network):
+    """Lesson 5's guided U-Net lowers its rate along a cosine, lesson 4's and lesson 6's keep it: as the lessons do."""
+    from course_lib.data import load_dataset
+
+    setup, _ = run.build(run.settings("smoke"), torch.device("cpu"), load_dataset("mnist", "train", n=64))
+    assert setup.cosine_lr == run.recipes[0].cosine_lr
+    assert recipes.CFG.cosine_lr and not recipes.LATENT_UNET.cosine_lr
+
+
 def test_the_memory_of_a_step_is_weights_gradients_adam_and_activations():
     """The MLP autoencoder at 128 digits: 4 bytes for each weight, its gradient and Adam's two averages, and a
     little for the activations of 784-512-256-2 layers and back."""

@@ -261,7 +261,7 @@ def train_cfg(profile: str, device: torch.device, n_scored: int | None = None) -
     step = cfg_step(schedule, p_uncond=R.p_uncond, generator=torch.Generator().manual_seed(0),
                     min_snr_gamma=R.min_snr_gamma)
     history = finished(fit(model, make_loader(train, batch_size), step, optimizer, epochs, device=device,
-                           callbacks=[ema], progress=False))
+                           callbacks=[ema, CosineSchedule(optimizer, epochs)], progress=False))
 
     def sample(n, generator, w=3.0):
         labels = cycled_labels(n, generator)

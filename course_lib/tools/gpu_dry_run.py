@@ -234,7 +234,7 @@ def guided_diffusion(R: recipes.DiffusionRecipe, latent: bool = False):
                                generator=generator, device=device)
             return decode(z)
 
-        return Setup(model, step, _adam(model, R), sample, callbacks=[ema]), data
+        return Setup(model, step, _adam(model, R), sample, cosine_lr=R.cosine_lr, callbacks=[ema]), data
 
     return build
 
