@@ -571,9 +571,9 @@ assert 0.09 < (dropped == 10).float().mean() < 0.11
 # This U-Net is lesson 4's plus one learned vector per label, so in the `cpu` profile it does not start from
 # random weights: `recipes.CFG` copies in lesson 4's trained U-Net (the course's bundled copy) and only the label
 # embedding starts random. It already knows how to denoise digits; what it learns here is to listen to the label,
-# which takes fewer epochs than lesson 4 needed (printed below), with the learning rate falling along a half cosine to
-# 0, as for the VAEs. (In the `smoke` and `gpu` profiles, whose widths differ from the bundle's, it trains from random
-# weights.)
+# which takes fewer epochs than lesson 4 trained (both printed below), with the learning rate falling along a half
+# cosine to 0, as for the CVAE above. (In the `smoke` and `gpu` profiles, whose widths differ from the bundle's, it
+# trains from random weights.)
 
 # %%
 epochs, batch_size = S.for_model("cfg")
@@ -596,6 +596,7 @@ first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
 scores["guided DDPM (w = 3)"] = {"parameters": n_params(unet), "training s": history.seconds}
 print(f"{history.epoch} epochs, {len(losses)} steps in {history.seconds:.0f} s; loss {first:.3f} -> {last:.3f}")
 if recipes.fits_bundle(recipes.DDPM, S):  # a trained denoiser from the first step: the loss starts low, and falls
+    print(f"(lesson 4 trained the U-Net it started from {recipes.DDPM.settings(PROFILE).epochs} epochs)")
     assert last < first
 else:
     assert last < (0.8 if PROFILE == "smoke" else 0.5) * first
